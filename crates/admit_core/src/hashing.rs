@@ -1,0 +1,196 @@
+//! Identity hashes: which fields each artifact's hash covers, and how they are normalised.
+//!
+//! Every hash here is a digest of canonical CBOR. Metadata (`created_at`, witnesses, `doc`)
+//! never enters a hash, so re-running the same snapshot or plan at another time gives the
+//! same identity.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::canonical::{CanonicalError, to_canonical_cbor, write_array_head};
+use crate::digest::{Digest, DigestAlgorithm};
+use crate::types::{
+    ClosureRequirements, FactsBundle, PlanBundle, PlanIntent, PlanStep, PredicateResultKind, ProviderDescriptor,
+    ProviderPhase, ScopeId, Timestamp,
+};
+
+#[derive(Serialize)]
+struct PackPredicateIdentity<'a> {
+    predicate_id: String,
+    name: &'a str,
+    result_kind: PredicateResultKind,
+    emits_findings: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param_schema: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence_schema: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct PackIdentity<'a> {
+    scope_id: &'a ScopeId,
+    version: u32,
+    schema_ids: Vec<&'a str>,
+    supported_phases: Vec<ProviderPhase>,
+    deterministic: bool,
+    closure: &'a ClosureRequirements,
+    required_approvals: Vec<&'a str>,
+    predicates: Vec<PackPredicateIdentity<'a>>,
+}
+
+/// The identity hash of a provider pack.
+///
+/// Covers `scope_id, version, schema_ids, supported_phases, deterministic, closure,
+/// required_approvals, predicates`; lists are sorted (phases by rank, predicates by
+/// `(predicate_id, name)`), `doc` is excluded, and an empty `predicate_id` becomes
+/// `<scope_id>/<name>@<version>`. With [`DigestAlgorithm::Sha256`] the hex part equals the
+/// reference implementation's pack hash.
+pub fn provider_pack_hash(descriptor: &ProviderDescriptor, algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
+    let mut schema_ids: Vec<&str> = descriptor.schema_ids.iter().map(String::as_str).collect();
+    schema_ids.sort_unstable();
+    let mut supported_phases = descriptor.supported_phases.clone();
+    supported_phases.sort_unstable();
+    let mut required_approvals: Vec<&str> = descriptor.required_approvals.iter().map(String::as_str).collect();
+    required_approvals.sort_unstable();
+    let mut predicates: Vec<PackPredicateIdentity<'_>> = descriptor
+        .predicates
+        .iter()
+        .map(|p| PackPredicateIdentity {
+            predicate_id: if p.predicate_id.trim().is_empty() {
+                format!("{}/{}@{}", descriptor.scope_id, p.name, descriptor.version)
+            } else {
+                p.predicate_id.clone()
+            },
+            name: &p.name,
+            result_kind: p.result_kind,
+            emits_findings: p.emits_findings,
+            param_schema: p.param_schema.as_ref(),
+            evidence_schema: p.evidence_schema.as_ref(),
+        })
+        .collect();
+    predicates.sort_by(|a, b| a.predicate_id.cmp(&b.predicate_id).then_with(|| a.name.cmp(b.name)));
+    algorithm.digest_canonical(&PackIdentity {
+        scope_id: &descriptor.scope_id,
+        version: descriptor.version,
+        schema_ids,
+        supported_phases,
+        deterministic: descriptor.deterministic,
+        closure: &descriptor.closure,
+        required_approvals,
+        predicates,
+    })
+}
+
+/// The snapshot hash of a list of facts: digest of the canonical CBOR array of the facts,
+/// sorted by their canonical bytes, so the hash does not depend on the order they are listed in.
+pub fn snapshot_hash<T: Serialize>(facts: &[T], algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
+    let mut encoded = facts
+        .iter()
+        .map(to_canonical_cbor)
+        .collect::<Result<Vec<_>, CanonicalError>>()?;
+    encoded.sort_unstable();
+    let mut hasher = algorithm.hasher();
+    let mut head = Vec::with_capacity(9);
+    write_array_head(&mut head, encoded.len());
+    hasher.update(&head);
+    for fact in &encoded {
+        hasher.update(fact);
+    }
+    Ok(hasher.finalize())
+}
+
+/// The identity hash of a plan intent.
+pub fn intent_hash(intent: &PlanIntent, algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
+    algorithm.digest_canonical(intent)
+}
+
+#[derive(Serialize)]
+struct PlanIdentity<'a> {
+    schema_id: &'a str,
+    scope_id: &'a ScopeId,
+    intent_hash: &'a Digest,
+    steps: &'a [PlanStep],
+    source_snapshots: &'a BTreeMap<String, Digest>,
+}
+
+/// The identity hash of a plan: schema id, scope, intent hash, steps and source snapshots.
+pub fn plan_hash(
+    schema_id: &str,
+    scope_id: &ScopeId,
+    intent_hash: &Digest,
+    steps: &[PlanStep],
+    source_snapshots: &BTreeMap<String, Digest>,
+    algorithm: DigestAlgorithm,
+) -> Result<Digest, CanonicalError> {
+    algorithm.digest_canonical(&PlanIdentity {
+        schema_id,
+        scope_id,
+        intent_hash,
+        steps,
+        source_snapshots,
+    })
+}
+
+impl FactsBundle {
+    /// Builds a bundle and computes its snapshot hash.
+    pub fn new(
+        schema_id: impl Into<String>,
+        scope_id: impl Into<ScopeId>,
+        facts: Vec<Value>,
+        created_at: Timestamp,
+        algorithm: DigestAlgorithm,
+    ) -> Result<Self, CanonicalError> {
+        let snapshot_hash = snapshot_hash(&facts, algorithm)?;
+        Ok(FactsBundle {
+            schema_id: schema_id.into(),
+            scope_id: scope_id.into(),
+            facts,
+            snapshot_hash,
+            created_at,
+        })
+    }
+
+    /// Recomputes the snapshot hash with the algorithm the bundle's hash names.
+    pub fn recompute_hash(&self) -> Result<Digest, CanonicalError> {
+        snapshot_hash(&self.facts, self.snapshot_hash.algorithm())
+    }
+}
+
+impl PlanBundle {
+    /// Builds a plan bound to `intent` and the snapshots it was made against.
+    pub fn new(
+        schema_id: impl Into<String>,
+        intent: &PlanIntent,
+        steps: Vec<PlanStep>,
+        source_snapshots: BTreeMap<String, Digest>,
+        created_at: Timestamp,
+        algorithm: DigestAlgorithm,
+    ) -> Result<Self, CanonicalError> {
+        let schema_id = schema_id.into();
+        let intent_hash = intent_hash(intent, algorithm)?;
+        let plan_hash = plan_hash(&schema_id, &intent.scope_id, &intent_hash, &steps, &source_snapshots, algorithm)?;
+        Ok(PlanBundle {
+            schema_id,
+            scope_id: intent.scope_id.clone(),
+            intent_hash,
+            steps,
+            source_snapshots,
+            plan_hash,
+            created_at,
+        })
+    }
+
+    /// Recomputes the plan hash with the algorithm the bundle's hash names.
+    pub fn recompute_hash(&self) -> Result<Digest, CanonicalError> {
+        plan_hash(
+            &self.schema_id,
+            &self.scope_id,
+            &self.intent_hash,
+            &self.steps,
+            &self.source_snapshots,
+            self.plan_hash.algorithm(),
+        )
+    }
+}
