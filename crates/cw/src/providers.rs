@@ -1,0 +1,19 @@
+//! The one place that knows which admit providers exist.
+
+use std::sync::Arc;
+
+use admit_core::ProviderRegistry;
+use providers_ingest_dir::IngestDirProvider;
+
+/// Every admit provider this build ships, registered by scope.
+pub(crate) fn admit_registry() -> ProviderRegistry {
+    let mut registry = ProviderRegistry::new();
+    let providers: [Arc<dyn admit_core::Provider>; 1] = [Arc::new(IngestDirProvider::new())];
+    for provider in providers {
+        // Scopes are distinct by construction; a clash is a bug caught by the tests.
+        if let Err(e) = registry.register(provider) {
+            eprintln!("warning: {e}");
+        }
+    }
+    registry
+}
