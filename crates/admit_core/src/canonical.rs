@@ -93,10 +93,7 @@ enum Segment<'a> {
 
 impl ser::Error for CanonicalError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        CanonicalError::Custom {
-            path: String::new(),
-            message: msg.to_string(),
-        }
+        CanonicalError::Custom { path: String::new(), message: msg.to_string() }
     }
 }
 
@@ -111,11 +108,7 @@ pub fn to_canonical_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Ca
 ///
 /// On error `out` holds a partial encoding and should be discarded.
 pub fn write_canonical_cbor<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let mut encoder = Encoder {
-        out,
-        entries: Vec::new(),
-        scratch: Vec::new(),
-    };
+    let mut encoder = Encoder { out, entries: Vec::new(), scratch: Vec::new() };
     value.serialize(&mut encoder)
 }
 
@@ -169,12 +162,13 @@ fn write_float(out: &mut Vec<u8>, value: f64) -> Result<(), CanonicalError> {
             },
         });
     }
-    if value.fract() == 0.0 && value >= -TWO_POW_64 && value < TWO_POW_64 {
-        // Integer-valued: the range checks above make both casts exact.
+    if value.fract() == 0.0 && (-TWO_POW_64..TWO_POW_64).contains(&value) {
+        // Integer-valued: the range checks above make the casts exact. The negative argument
+        // `|value| - 1` is taken in integers: in f64, `-1.0 - value` rounds once |value| > 2^53.
         if value >= 0.0 {
             write_head(out, MAJOR_UNSIGNED, value as u64);
         } else {
-            write_head(out, MAJOR_NEGATIVE, (-1.0 - value) as u64);
+            write_head(out, MAJOR_NEGATIVE, ((-value) as u128 - 1) as u64);
         }
         return Ok(());
     }
@@ -263,12 +257,7 @@ impl<'b> Encoder<'b> {
     fn begin_map(&mut self) -> MapEncoder<'_, 'b> {
         let start = self.out.len();
         let base = self.entries.len();
-        MapEncoder {
-            start,
-            base,
-            variant: None,
-            encoder: self,
-        }
+        MapEncoder { start, base, variant: None, encoder: self }
     }
 
     /// Writes a single-entry map `{variant: <value written by f>}` (serde's external tagging).
@@ -283,10 +272,7 @@ impl<'b> Encoder<'b> {
 }
 
 fn out_of_range(value: i128) -> CanonicalError {
-    CanonicalError::IntegerOutOfRange {
-        path: String::new(),
-        value: value.to_string(),
-    }
+    CanonicalError::IntegerOutOfRange { path: String::new(), value: value.to_string() }
 }
 
 impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
@@ -336,10 +322,8 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
-        let n = u64::try_from(v).map_err(|_| CanonicalError::IntegerOutOfRange {
-            path: String::new(),
-            value: v.to_string(),
-        })?;
+        let n = u64::try_from(v)
+            .map_err(|_| CanonicalError::IntegerOutOfRange { path: String::new(), value: v.to_string() })?;
         write_head(self.out, MAJOR_UNSIGNED, n);
         Ok(())
     }
@@ -378,11 +362,20 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), CanonicalError> {
         self.serialize_unit()
     }
-    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), CanonicalError> {
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), CanonicalError> {
         write_text(self.out, variant);
         Ok(())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), CanonicalError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -399,13 +392,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
         if let Some(len) = len {
             write_head(self.out, MAJOR_ARRAY, len as u64);
         }
-        Ok(SeqEncoder {
-            encoder: self,
-            start,
-            known_len: len,
-            count: 0,
-            variant: None,
-        })
+        Ok(SeqEncoder { encoder: self, start, known_len: len, count: 0, variant: None })
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqEncoder<'a, 'b>, CanonicalError> {
         self.serialize_seq(Some(len))
@@ -531,18 +518,12 @@ impl MapEncoder<'_, '_> {
         let value_start = self.encoder.out.len();
         value.serialize(&mut *self.encoder).map_err(|e| self.wrap(e, key))?;
         let end = self.encoder.out.len();
-        self.encoder.entries.push(Entry {
-            key_start,
-            value_start,
-            end,
-        });
+        self.encoder.entries.push(Entry { key_start, value_start, end });
         Ok(())
     }
 
     fn finish(self) -> Result<(), CanonicalError> {
-        let MapEncoder {
-            encoder, start, base, ..
-        } = self;
+        let MapEncoder { encoder, start, base, .. } = self;
         let entries = &mut encoder.entries[base..];
         let out = &encoder.out;
         let key = |e: &Entry| &out[e.key_start..e.value_start];
@@ -553,10 +534,7 @@ impl MapEncoder<'_, '_> {
         if let Some(pair) = entries.windows(2).find(|pair| key(&pair[0]) == key(&pair[1])) {
             let duplicate = decoded_text(key(&pair[0]));
             encoder.entries.truncate(base);
-            return Err(CanonicalError::DuplicateKey {
-                path: String::new(),
-                key: duplicate,
-            });
+            return Err(CanonicalError::DuplicateKey { path: String::new(), key: duplicate });
         }
         encoder.scratch.clear();
         encoder.scratch.extend_from_slice(&encoder.out[start..]);
@@ -590,16 +568,10 @@ impl ser::SerializeMap for MapEncoder<'_, '_> {
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CanonicalError> {
         let key_start = self.encoder.out.len();
-        key.serialize(KeyEncoder {
-            out: &mut *self.encoder.out,
-        })?;
+        key.serialize(KeyEncoder { out: &mut *self.encoder.out })?;
         let value_start = self.encoder.out.len();
         // The end is fixed once the value is written.
-        self.encoder.entries.push(Entry {
-            key_start,
-            value_start,
-            end: value_start,
-        });
+        self.encoder.entries.push(Entry { key_start, value_start, end: value_start });
         Ok(())
     }
 
@@ -679,11 +651,20 @@ impl ser::Serializer for KeyEncoder<'_> {
         write_text(self.out, v.encode_utf8(&mut [0u8; 4]));
         Ok(())
     }
-    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), CanonicalError> {
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), CanonicalError> {
         write_text(self.out, variant);
         Ok(())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), CanonicalError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), CanonicalError> {
         value.serialize(self)
     }
     refuse_key!(
@@ -767,10 +748,7 @@ mod tests {
     fn published_vectors() {
         assert_eq!(enc(&json!({"a": 1})), "a1616101");
         assert_eq!(enc(&json!({"b": 2, "a": 1})), "a2616101616202");
-        assert_eq!(
-            enc(&json!({"longer_key": 3, "b": 2, "a": 1})),
-            "a36161016162026a6c6f6e6765725f6b657903"
-        );
+        assert_eq!(enc(&json!({"longer_key": 3, "b": 2, "a": 1})), "a36161016162026a6c6f6e6765725f6b657903");
         assert_eq!(enc(&json!(24)), "1818");
         assert_eq!(enc(&json!(256)), "190100");
         assert_eq!(enc(&json!(-25)), "3818");
@@ -823,17 +801,9 @@ mod tests {
         struct Outer {
             items: Vec<Inner>,
         }
-        let value = Outer {
-            items: vec![Inner { score: 1.0 }, Inner { score: f64::NAN }],
-        };
+        let value = Outer { items: vec![Inner { score: 1.0 }, Inner { score: f64::NAN }] };
         let err = to_canonical_cbor(&value).unwrap_err();
-        assert_eq!(
-            err,
-            CanonicalError::NonFiniteFloat {
-                path: "items[1].score".into(),
-                value: "NaN".into()
-            }
-        );
+        assert_eq!(err, CanonicalError::NonFiniteFloat { path: "items[1].score".into(), value: "NaN".into() });
         let err = to_canonical_cbor(&vec![f64::NEG_INFINITY]).unwrap_err();
         assert!(err.to_string().contains("-inf") && err.to_string().contains("[0]"), "{err}");
         let mut map = std::collections::HashMap::new();
@@ -874,7 +844,8 @@ mod tests {
             Struct { b: u8, a: u8 },
         }
         let rust = to_canonical_cbor(&vec![E::Unit, E::New(1), E::Tuple(1, 2), E::Struct { b: 2, a: 1 }]).unwrap();
-        let via_json = to_canonical_cbor(&json!(["Unit", {"New": 1}, {"Tuple": [1, 2]}, {"Struct": {"a": 1, "b": 2}}])).unwrap();
+        let via_json =
+            to_canonical_cbor(&json!(["Unit", {"New": 1}, {"Tuple": [1, 2]}, {"Struct": {"a": 1, "b": 2}}])).unwrap();
         assert_eq!(hex(&rust), hex(&via_json));
     }
 

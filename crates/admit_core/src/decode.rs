@@ -69,10 +69,7 @@ pub fn from_cbor(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut reader = Reader { bytes, pos: 0 };
     let value = reader.item(0)?;
     if reader.pos != bytes.len() {
-        return Err(DecodeError::TrailingBytes {
-            offset: reader.pos,
-            count: bytes.len() - reader.pos,
-        });
+        return Err(DecodeError::TrailingBytes { offset: reader.pos, count: bytes.len() - reader.pos });
     }
     Ok(value)
 }
@@ -94,22 +91,14 @@ pub enum CanonicalCheck {
 /// Decodes `bytes` and re-encodes the value canonically, reporting whether they are identical.
 pub fn check_canonical(bytes: &[u8]) -> Result<CanonicalCheck, DecodeError> {
     let value = from_cbor(bytes)?;
-    let canonical = to_canonical_cbor(&value).map_err(|e| DecodeError::Unsupported {
-        offset: 0,
-        what: e.to_string(),
-    })?;
+    let canonical =
+        to_canonical_cbor(&value).map_err(|e| DecodeError::Unsupported { offset: 0, what: e.to_string() })?;
     if canonical == bytes {
         return Ok(CanonicalCheck::Canonical(value));
     }
-    let first_difference = canonical
-        .iter()
-        .zip(bytes)
-        .position(|(a, b)| a != b)
-        .unwrap_or(canonical.len().min(bytes.len()));
-    Ok(CanonicalCheck::NotCanonical {
-        value,
-        first_difference,
-    })
+    let first_difference =
+        canonical.iter().zip(bytes).position(|(a, b)| a != b).unwrap_or(canonical.len().min(bytes.len()));
+    Ok(CanonicalCheck::NotCanonical { value, first_difference })
 }
 
 struct Reader<'a> {
@@ -141,14 +130,10 @@ impl Reader<'_> {
             25 => self.be(2),
             26 => self.be(4),
             27 => self.be(8),
-            31 => Err(DecodeError::Unsupported {
-                offset: start,
-                what: "indefinite-length item".to_owned(),
-            }),
-            _ => Err(DecodeError::Unsupported {
-                offset: start,
-                what: format!("reserved additional information {info}"),
-            }),
+            31 => Err(DecodeError::Unsupported { offset: start, what: "indefinite-length item".to_owned() }),
+            _ => {
+                Err(DecodeError::Unsupported { offset: start, what: format!("reserved additional information {info}") })
+            }
         }
     }
 
@@ -174,19 +159,27 @@ impl Reader<'_> {
             0 => Ok(Value::Number(self.argument(info, start)?.into())),
             1 => {
                 let n = self.argument(info, start)?;
-                let n = i64::try_from(n).map_err(|_| DecodeError::Unsupported {
-                    offset: start,
-                    what: "negative integer below i64::MIN".to_owned(),
-                })?;
-                Ok(Value::Number((-1 - n).into()))
+                if let Ok(n) = i64::try_from(n) {
+                    return Ok(Value::Number((-1 - n).into()));
+                }
+                // Below i64::MIN the JSON data model holds the number only as a float; accept it
+                // when a float holds it exactly (the encoder writes integer-valued floats such as
+                // -1e19 this way), refuse it otherwise rather than change its value.
+                let value = -1 - i128::from(n);
+                let float = value as f64;
+                match Number::from_f64(float) {
+                    Some(number) if float as i128 == value => Ok(Value::Number(number)),
+                    _ => Err(DecodeError::Unsupported {
+                        offset: start,
+                        what: "negative integer below i64::MIN that no float holds exactly".to_owned(),
+                    }),
+                }
             }
-            2 => Err(DecodeError::Unsupported {
-                offset: start,
-                what: "byte string".to_owned(),
-            }),
+            2 => Err(DecodeError::Unsupported { offset: start, what: "byte string".to_owned() }),
             3 => {
                 let len = self.length(info, start)?;
-                let text = std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::InvalidUtf8 { offset: start })?;
+                let text =
+                    std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::InvalidUtf8 { offset: start })?;
                 Ok(Value::String(text.to_owned()))
             }
             4 => {
@@ -213,10 +206,7 @@ impl Reader<'_> {
                 }
                 Ok(Value::Object(map))
             }
-            6 => Err(DecodeError::Unsupported {
-                offset: start,
-                what: "tagged item".to_owned(),
-            }),
+            6 => Err(DecodeError::Unsupported { offset: start, what: "tagged item".to_owned() }),
             _ => self.simple(info, start),
         }
     }
@@ -230,10 +220,7 @@ impl Reader<'_> {
             26 => f64::from(f32::from_bits(self.be(4)? as u32)),
             27 => f64::from_bits(self.be(8)?),
             _ => {
-                return Err(DecodeError::Unsupported {
-                    offset: start,
-                    what: format!("simple value {info}"),
-                });
+                return Err(DecodeError::Unsupported { offset: start, what: format!("simple value {info}") });
             }
         };
         // Integer-valued floats within range come back as integers, as the encoder writes them.
@@ -242,10 +229,9 @@ impl Reader<'_> {
         } else {
             Number::from_f64(float)
         };
-        number.map(Value::Number).ok_or_else(|| DecodeError::Unsupported {
-            offset: start,
-            what: "NaN or infinite float".to_owned(),
-        })
+        number
+            .map(Value::Number)
+            .ok_or_else(|| DecodeError::Unsupported { offset: start, what: "NaN or infinite float".to_owned() })
     }
 }
 
@@ -260,7 +246,10 @@ mod tests {
 
     #[test]
     fn decodes_published_vectors() {
-        assert_eq!(from_cbor(&unhex("a36161016162026a6c6f6e6765725f6b657903")).unwrap(), json!({"longer_key": 3, "b": 2, "a": 1}));
+        assert_eq!(
+            from_cbor(&unhex("a36161016162026a6c6f6e6765725f6b657903")).unwrap(),
+            json!({"longer_key": 3, "b": 2, "a": 1})
+        );
         assert_eq!(from_cbor(&unhex("3863")).unwrap(), json!(-100));
         assert_eq!(from_cbor(&unhex("f93e00")).unwrap(), json!(1.5));
     }

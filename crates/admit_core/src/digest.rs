@@ -93,14 +93,10 @@ impl DigestHasher {
     /// Finishes the hash.
     pub fn finalize(self) -> Digest {
         match self {
-            DigestHasher::Blake3(h) => Digest {
-                algorithm: DigestAlgorithm::Blake3,
-                bytes: *h.finalize().as_bytes(),
-            },
-            DigestHasher::Sha256(h) => Digest {
-                algorithm: DigestAlgorithm::Sha256,
-                bytes: sha2::Digest::finalize(h).into(),
-            },
+            DigestHasher::Blake3(h) => Digest { algorithm: DigestAlgorithm::Blake3, bytes: *h.finalize().as_bytes() },
+            DigestHasher::Sha256(h) => {
+                Digest { algorithm: DigestAlgorithm::Sha256, bytes: sha2::Digest::finalize(h).into() }
+            }
         }
     }
 }
@@ -198,15 +194,10 @@ impl FromStr for Digest {
     type Err = DigestParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (prefix, hex) = s
-            .split_once(':')
-            .ok_or_else(|| DigestParseError::MissingPrefix { input: s.to_owned() })?;
+        let (prefix, hex) = s.split_once(':').ok_or_else(|| DigestParseError::MissingPrefix { input: s.to_owned() })?;
         let algorithm: DigestAlgorithm = prefix.parse()?;
         if hex.len() != 64 {
-            return Err(DigestParseError::WrongLength {
-                algorithm,
-                found: hex.chars().count(),
-            });
+            return Err(DigestParseError::WrongLength { algorithm, found: hex.chars().count() });
         }
         let mut bytes = [0u8; 32];
         let digits = hex.as_bytes();
@@ -318,10 +309,7 @@ mod tests {
             Err(DigestParseError::UnknownAlgorithm { prefix }) if prefix == "md5"
         ));
         assert!(matches!(hex.parse::<Digest>(), Err(DigestParseError::MissingPrefix { .. })));
-        assert!(matches!(
-            "blake3:abc".parse::<Digest>(),
-            Err(DigestParseError::WrongLength { found: 3, .. })
-        ));
+        assert!(matches!("blake3:abc".parse::<Digest>(), Err(DigestParseError::WrongLength { found: 3, .. })));
         let upper = format!("sha256:{}", "A".repeat(64));
         let err = upper.parse::<Digest>().unwrap_err();
         assert!(err.to_string().contains("lower-case"), "{err}");

@@ -112,10 +112,7 @@ impl ProviderError {
 
     /// A transient error that may succeed when retried.
     pub fn retryable(scope: impl Into<ScopeId>, phase: ProviderPhase, message: impl Into<String>) -> Self {
-        ProviderError {
-            class: ErrorClass::Retryable,
-            ..ProviderError::new(scope, phase, message)
-        }
+        ProviderError { class: ErrorClass::Retryable, ..ProviderError::new(scope, phase, message) }
     }
 
     /// Sets the reason code.

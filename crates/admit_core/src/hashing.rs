@@ -47,7 +47,10 @@ struct PackIdentity<'a> {
 /// `(predicate_id, name)`), `doc` is excluded, and an empty `predicate_id` becomes
 /// `<scope_id>/<name>@<version>`. With [`DigestAlgorithm::Sha256`] the hex part equals the
 /// reference implementation's pack hash.
-pub fn provider_pack_hash(descriptor: &ProviderDescriptor, algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
+pub fn provider_pack_hash(
+    descriptor: &ProviderDescriptor,
+    algorithm: DigestAlgorithm,
+) -> Result<Digest, CanonicalError> {
     let mut schema_ids: Vec<&str> = descriptor.schema_ids.iter().map(String::as_str).collect();
     schema_ids.sort_unstable();
     let mut supported_phases = descriptor.supported_phases.clone();
@@ -86,10 +89,7 @@ pub fn provider_pack_hash(descriptor: &ProviderDescriptor, algorithm: DigestAlgo
 /// The snapshot hash of a list of facts: digest of the canonical CBOR array of the facts,
 /// sorted by their canonical bytes, so the hash does not depend on the order they are listed in.
 pub fn snapshot_hash<T: Serialize>(facts: &[T], algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
-    let mut encoded = facts
-        .iter()
-        .map(to_canonical_cbor)
-        .collect::<Result<Vec<_>, CanonicalError>>()?;
+    let mut encoded = facts.iter().map(to_canonical_cbor).collect::<Result<Vec<_>, CanonicalError>>()?;
     encoded.sort_unstable();
     let mut hasher = algorithm.hasher();
     let mut head = Vec::with_capacity(9);
@@ -124,13 +124,7 @@ pub fn plan_hash(
     source_snapshots: &BTreeMap<String, Digest>,
     algorithm: DigestAlgorithm,
 ) -> Result<Digest, CanonicalError> {
-    algorithm.digest_canonical(&PlanIdentity {
-        schema_id,
-        scope_id,
-        intent_hash,
-        steps,
-        source_snapshots,
-    })
+    algorithm.digest_canonical(&PlanIdentity { schema_id, scope_id, intent_hash, steps, source_snapshots })
 }
 
 impl FactsBundle {
@@ -143,13 +137,7 @@ impl FactsBundle {
         algorithm: DigestAlgorithm,
     ) -> Result<Self, CanonicalError> {
         let snapshot_hash = snapshot_hash(&facts, algorithm)?;
-        Ok(FactsBundle {
-            schema_id: schema_id.into(),
-            scope_id: scope_id.into(),
-            facts,
-            snapshot_hash,
-            created_at,
-        })
+        Ok(FactsBundle { schema_id: schema_id.into(), scope_id: scope_id.into(), facts, snapshot_hash, created_at })
     }
 
     /// Recomputes the snapshot hash with the algorithm the bundle's hash names.

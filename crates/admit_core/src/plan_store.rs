@@ -123,25 +123,16 @@ pub fn authorize(
     let plan_hash = plan_ref.plan_hash;
     let record = record.ok_or(PlanRefusal::Unknown { plan_hash })?;
     if record.state != PlanState::Pending {
-        return Err(PlanRefusal::AlreadyExecuted {
-            plan_hash,
-            state: record.state,
-        });
+        return Err(PlanRefusal::AlreadyExecuted { plan_hash, state: record.state });
     }
     if record.requires_approval {
         match (&record.approval_witness_hash, &plan_ref.approval_witness_hash) {
             (Some(recorded), Some(presented)) if recorded == presented => {}
             (Some(_), presented) => {
-                return Err(PlanRefusal::Unapproved {
-                    plan_hash,
-                    presented: *presented,
-                });
+                return Err(PlanRefusal::Unapproved { plan_hash, presented: *presented });
             }
             (None, _) => {
-                return Err(PlanRefusal::Unapproved {
-                    plan_hash,
-                    presented: None,
-                });
+                return Err(PlanRefusal::Unapproved { plan_hash, presented: None });
             }
         }
     }
@@ -203,12 +194,18 @@ pub trait PlanStore: Send + Sync {
 /// A failed claim: a refusal, or the store failing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
-    /// The plan may not execute.
+    /// The plan may not execute (boxed: refusals carry several digests).
     #[error(transparent)]
-    Refused(#[from] PlanRefusal),
+    Refused(Box<PlanRefusal>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] PlanStoreError),
+}
+
+impl From<PlanRefusal> for ClaimError {
+    fn from(refusal: PlanRefusal) -> Self {
+        ClaimError::Refused(Box::new(refusal))
+    }
 }
 
 impl ClaimError {
@@ -236,9 +233,7 @@ impl InMemoryPlanStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Digest, PlanRecord>>, PlanStoreError> {
-        self.plans.lock().map_err(|_| PlanStoreError::Backend {
-            message: "plan store lock poisoned".to_owned(),
-        })
+        self.plans.lock().map_err(|_| PlanStoreError::Backend { message: "plan store lock poisoned".to_owned() })
     }
 }
 
@@ -247,9 +242,7 @@ impl PlanStore for InMemoryPlanStore {
         let mut plans = self.lock()?;
         match plans.get(&record.plan_hash) {
             Some(existing) if *existing == record => Ok(()),
-            Some(_) => Err(PlanStoreError::Conflict {
-                plan_hash: record.plan_hash,
-            }),
+            Some(_) => Err(PlanStoreError::Conflict { plan_hash: record.plan_hash }),
             None => {
                 plans.insert(record.plan_hash, record);
                 Ok(())
@@ -267,9 +260,8 @@ impl PlanStore for InMemoryPlanStore {
     fn claim(&self, plan_ref: &PlanRef, live_snapshots: &BTreeMap<String, Digest>) -> Result<PlanRecord, ClaimError> {
         let mut plans = self.lock()?;
         authorize(plans.get(&plan_ref.plan_hash), plan_ref, live_snapshots)?;
-        let record = plans
-            .get_mut(&plan_ref.plan_hash)
-            .ok_or(PlanStoreError::NotRecorded { plan_hash: plan_ref.plan_hash })?;
+        let record =
+            plans.get_mut(&plan_ref.plan_hash).ok_or(PlanStoreError::NotRecorded { plan_hash: plan_ref.plan_hash })?;
         record.state = PlanState::Executing;
         Ok(record.clone())
     }

@@ -75,15 +75,13 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
             .map(|_| Timestamp(text.to_owned()))
-            .map_err(|e| TimestampError {
-                input: text.to_owned(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| TimestampError { input: text.to_owned(), reason: e.to_string() })
     }
 
     /// The current UTC time, to the second.
     pub fn now_utc() -> Self {
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        let now =
+            time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
         let text = now
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned());

@@ -19,7 +19,10 @@ use serde_json::Value;
 use crate::canonical::{CanonicalError, to_canonical_cbor};
 use crate::decode::{CanonicalCheck, DecodeError, check_canonical};
 use crate::digest::Digest;
-use crate::types::{Fact, FactsBundle, Finding, PlanBundle, PlanResult, ScopeId, Severity, SnapshotResult, Verdict, VerifyResult, Witness};
+use crate::types::{
+    Fact, FactsBundle, Finding, PlanBundle, PlanResult, ScopeId, Severity, SnapshotResult, Verdict, VerifyResult,
+    Witness,
+};
 
 /// The artifact kinds `verify` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +138,7 @@ fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, VerifyEr
             (false, ".") => prefix.to_owned(),
             (false, _) => format!("{prefix}.{inner}"),
         };
-        VerifyError::Field {
-            path,
-            message: e.into_inner().to_string(),
-        }
+        VerifyError::Field { path, message: e.into_inner().to_string() }
     })
 }
 
@@ -171,7 +171,13 @@ fn verify_value(value: &Value) -> Result<VerifyResult, VerifyError> {
 
 fn check_facts(bundle: &FactsBundle, raw: &Value) -> Result<VerifyResult, VerifyError> {
     let computed = bundle.recompute_hash()?;
-    finish(&bundle.scope_id, "snapshot_hash", bundle.snapshot_hash, computed, identity_differs(bundle, raw, &FACTS_IDENTITY)?)
+    finish(
+        &bundle.scope_id,
+        "snapshot_hash",
+        bundle.snapshot_hash,
+        computed,
+        identity_differs(bundle, raw, &FACTS_IDENTITY)?,
+    )
 }
 
 fn check_plan(bundle: &PlanBundle, raw: &Value) -> Result<VerifyResult, VerifyError> {
@@ -181,15 +187,15 @@ fn check_plan(bundle: &PlanBundle, raw: &Value) -> Result<VerifyResult, VerifyEr
 
 /// Compares the canonical bytes of the identity fields as read and as the typed model writes them.
 fn identity_differs<T: Serialize>(typed: &T, raw: &Value, keys: &[&str]) -> Result<Option<String>, VerifyError> {
-    let rewritten = serde_json::to_value(typed).map_err(|e| VerifyError::Field {
-        path: String::new(),
-        message: e.to_string(),
-    })?;
+    let rewritten =
+        serde_json::to_value(typed).map_err(|e| VerifyError::Field { path: String::new(), message: e.to_string() })?;
     for key in keys {
         let as_read = to_canonical_cbor(&raw.get(*key))?;
         let as_typed = to_canonical_cbor(&rewritten.get(*key))?;
         if as_read != as_typed {
-            return Ok(Some(format!("identity field `{key}` changes when read into the typed model (missing, defaulted or rewritten)")));
+            return Ok(Some(format!(
+                "identity field `{key}` changes when read into the typed model (missing, defaulted or rewritten)"
+            )));
         }
     }
     Ok(None)
@@ -204,33 +210,23 @@ fn finish(
 ) -> Result<VerifyResult, VerifyError> {
     let hash_matches = recorded == computed;
     let mut witness = Witness::new(scope_id, Verdict::Admissible);
-    witness.facts.push(Fact::HashChecked {
-        field: field.to_owned(),
-        recorded,
-        computed,
-    });
+    witness.facts.push(Fact::HashChecked { field: field.to_owned(), recorded, computed });
     if !hash_matches {
         witness.findings.push(Finding {
             rule_id: "verify/hash_matches".to_owned(),
             severity: Severity::Error,
-            message: format!("{field} is {recorded} but the artifact's identity fields hash to {computed}: the artifact was altered"),
+            message: format!(
+                "{field} is {recorded} but the artifact's identity fields hash to {computed}: the artifact was altered"
+            ),
             scope_id: Some(scope_id.clone()),
             evidence: None,
         });
     }
-    let mut result = VerifyResult {
-        valid: hash_matches,
-        hash_matches,
-        canonical_bytes_match: true,
-        signature_valid: None,
-        witness,
-    };
+    let mut result =
+        VerifyResult { valid: hash_matches, hash_matches, canonical_bytes_match: true, signature_valid: None, witness };
     match not_canonical {
         Some(detail) => mark_not_canonical(&mut result, detail),
-        None => result.witness.facts.push(Fact::CanonicalChecked {
-            canonical: true,
-            detail: None,
-        }),
+        None => result.witness.facts.push(Fact::CanonicalChecked { canonical: true, detail: None }),
     }
     result.witness.verdict = if result.valid { Verdict::Admissible } else { Verdict::Inadmissible };
     Ok(result)
@@ -240,10 +236,7 @@ fn mark_not_canonical(result: &mut VerifyResult, detail: String) {
     result.canonical_bytes_match = false;
     result.valid = false;
     result.witness.facts.retain(|f| !matches!(f, Fact::CanonicalChecked { .. }));
-    result.witness.facts.push(Fact::CanonicalChecked {
-        canonical: false,
-        detail: Some(detail.clone()),
-    });
+    result.witness.facts.push(Fact::CanonicalChecked { canonical: false, detail: Some(detail.clone()) });
     result.witness.findings.push(Finding {
         rule_id: "verify/canonical_bytes_match".to_owned(),
         severity: Severity::Error,
@@ -258,10 +251,7 @@ fn mark_not_canonical(result: &mut VerifyResult, detail: String) {
 fn duplicate_key(bytes: &[u8]) -> Option<String> {
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let seed = DuplicateKeySeed {
-        path: String::new(),
-        found: &mut found,
-    };
+    let seed = DuplicateKeySeed { path: String::new(), found: &mut found };
     // The document already parsed once; a failure here can only mean it did not, so ignore.
     let _ = seed.deserialize(&mut deserializer);
     found
@@ -293,10 +283,7 @@ impl<'de> Visitor<'de> for DuplicateKeySeed<'_> {
             if !keys.insert(key) && self.found.is_none() {
                 *self.found = Some(path.clone());
             }
-            map.next_value_seed(DuplicateKeySeed {
-                path,
-                found: &mut *self.found,
-            })?;
+            map.next_value_seed(DuplicateKeySeed { path, found: &mut *self.found })?;
         }
         Ok(())
     }
@@ -305,10 +292,7 @@ impl<'de> Visitor<'de> for DuplicateKeySeed<'_> {
         let mut index = 0usize;
         loop {
             let path = format!("{}[{index}]", self.path);
-            let seed = DuplicateKeySeed {
-                path,
-                found: &mut *self.found,
-            };
+            let seed = DuplicateKeySeed { path, found: &mut *self.found };
             if seq.next_element_seed(seed)?.is_none() {
                 return Ok(());
             }

@@ -137,7 +137,7 @@ async fn snapshot(
         flag: "root",
         message: format!("{} is not valid UTF-8", root.display()),
     })?;
-    let mut params = json!({ "root": root_text, "digest": DigestAlgorithm::from(algorithm).prefix() });
+    let mut params = json!({ "root": root_text, "digest": algorithm.prefix() });
     if let Some(created_at) = created_at {
         params["created_at"] = Value::String(created_at);
     }
