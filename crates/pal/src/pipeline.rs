@@ -26,6 +26,17 @@ use crate::secret::Redactor;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Monotonic time and sleeping.
+///
+/// ```
+/// use std::time::Duration;
+/// use pal::{Clock, TokioClock};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let clock = TokioClock::new();
+/// clock.sleep(Duration::from_secs(5)).await; // instant under paused tokio time
+/// assert!(clock.now() >= Duration::from_secs(5));
+/// # });
+/// ```
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Time since an arbitrary fixed origin.
     fn now(&self) -> Duration;
@@ -64,6 +75,14 @@ impl Clock for TokioClock {
 }
 
 /// A source of jitter fractions in `[0, 1)`.
+///
+/// ```
+/// use pal::{Jitter, SeededJitter};
+/// let (a, b) = (SeededJitter::new(42), SeededJitter::new(42));
+/// let x = a.fraction();
+/// assert!((0.0..1.0).contains(&x));
+/// assert_eq!(x, b.fraction()); // same seed, same sequence
+/// ```
 pub trait Jitter: Send + Sync + fmt::Debug {
     /// The next fraction.
     fn fraction(&self) -> f64;
