@@ -16,10 +16,14 @@ pub(crate) enum CliError {
     Invalid { path: PathBuf, message: String },
     #[error("unknown scope `{scope}`; registered scopes: {known}")]
     UnknownScope { scope: String, known: String },
+    #[error("{message}")]
+    Usage { message: String },
     #[error("--{flag}: {message}")]
     Argument { flag: &'static str, message: String },
     #[error("{0}")]
     Provider(#[from] ProviderError),
+    #[error("{message}")]
+    Registry { message: String },
     #[error("cannot start the async runtime: {message}")]
     Runtime { message: String },
 }

@@ -1,5 +1,6 @@
-//! `cw` is the command line of the workspace: today the `cw admit …` commands over the admit
-//! protocol (describe, pack-hash, snapshot, verify, check, schemas). It is the only crate that
+//! `cw` is the command line of the workspace: the `cw admit …` commands over the admit
+//! protocol (describe, pack-hash, snapshot, verify, check, schemas), and `cw providers` /
+//! `cw call` over the provider abstraction layer. It is the only crate that
 //! knows every provider crate; it wires them into registries and prints results as JSON with
 //! sorted keys and a trailing newline.
 //!
@@ -9,6 +10,7 @@
 mod admit;
 mod error;
 mod output;
+mod pal_cmd;
 mod providers;
 
 use std::process::ExitCode;
@@ -30,6 +32,10 @@ enum Command {
     /// The admit provider protocol: describe, snapshot, verify and check artifacts.
     #[command(subcommand)]
     Admit(admit::AdmitCommand),
+    /// List the capability → adapter mapping of the provider registry, with health.
+    Providers(pal_cmd::ProvidersArgs),
+    /// Make one call through the provider pipeline and print its result and metrics event.
+    Call(pal_cmd::CallArgs),
 }
 
 /// Exit codes shared by every command.
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Admit(command) => admit::run(command).await,
+            Command::Providers(args) => pal_cmd::providers(args).await,
+            Command::Call(args) => pal_cmd::call(args).await,
         }
     });
     match outcome {

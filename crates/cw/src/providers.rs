@@ -1,4 +1,4 @@
-//! The one place that knows which admit providers exist.
+//! The one place that knows which providers exist: admit providers and PAL adapter factories.
 
 use std::sync::Arc;
 
@@ -16,4 +16,9 @@ pub(crate) fn admit_registry() -> ProviderRegistry {
         }
     }
     registry
+}
+
+/// Every PAL adapter factory this build ships.
+pub(crate) fn adapter_factories() -> Vec<pal::AdapterFactory> {
+    providers_mock::factories()
 }

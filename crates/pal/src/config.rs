@@ -8,7 +8,7 @@
 //!   mock_ads:
 //!     timeout_ms: 500                          # per-attempt timeout (pipeline)
 //!     rate_limit: { per_second: 10, burst: 5 } # token bucket (pipeline)
-//!     fail_times: 2                            # anything else goes to the adapter
+//!     faults: { fail_times: 2 }                # anything else goes to the adapter
 //! ```
 
 use std::collections::BTreeMap;
