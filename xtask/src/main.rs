@@ -1,8 +1,12 @@
 //! `xtask` automates the project's chores: `cargo xtask ci` (formatting, lints, tests, schema
-//! freshness, cargo-deny when installed) and `cargo xtask schemas [--check]`.
+//! freshness, conformance goldens, cargo-deny when installed), `cargo xtask schemas [--check]`
+//! and `cargo xtask conformance`.
 //!
 //! It must never depend on the workspace's crates (it drives them through `cargo`), and keeps
-//! to the standard library so it builds in seconds.
+//! to the standard library plus `serde_json` (to read reports) so it builds in seconds.
+
+mod conformance;
+mod scaffold;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci               fmt check, clippy -D warnings, tests, schemas --check, cargo-deny when installed
   schemas          regenerate docs/schemas/ from the protocol types
-  schemas --check  fail when docs/schemas/ is out of date";
+  schemas --check  fail when docs/schemas/ is out of date
+  conformance [--provider NAME] [--check | --bless] [--json]
+                   run every providers-* crate's conformance kit; --check compares with
+                   tests/golden/conformance/, --bless rewrites those goldens
+  new-provider VENDOR --capability CAPABILITY
+                   generate crates/providers-VENDOR and register it in cw (idempotent)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +31,8 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["schemas"] => schemas(false),
         ["schemas", "--check"] => schemas(true),
+        ["conformance", rest @ ..] => conformance::Options::parse(rest).and_then(|o| conformance::run(&o)),
+        ["new-provider", rest @ ..] => scaffold::run(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
@@ -37,11 +48,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
     command

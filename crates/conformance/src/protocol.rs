@@ -101,7 +101,7 @@ pub async fn run_protocol_kit(harness: &dyn ProtocolHarness) -> KitReport {
             .iter()
             .filter(|p| {
                 let expected_prefix = format!("{scope}/{}@", p.name);
-                !p.predicate_id.strip_prefix(&expected_prefix).is_some_and(|major| major.parse::<u32>().is_ok())
+                p.predicate_id.strip_prefix(&expected_prefix).is_none_or(|major| major.parse::<u32>().is_err())
             })
             .map(|p| format!("`{}` (name `{}`)", p.predicate_id, p.name))
             .collect();
