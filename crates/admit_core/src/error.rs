@@ -105,6 +105,17 @@ impl ProviderError {
         }
     }
 
+    /// The error for a predicate a provider does not declare (reported under phase `verify`,
+    /// where predicate evaluation belongs); `declared` lists the ones it has.
+    pub fn unknown_predicate(scope: impl Into<ScopeId>, name: &str, declared: &[&str]) -> Self {
+        let scope = scope.into();
+        let declared = if declared.is_empty() { "none".to_owned() } else { declared.join(", ") };
+        ProviderError {
+            message: format!("provider `{scope}` has no predicate `{name}` (declared: {declared})"),
+            ..ProviderError::unsupported(scope, ProviderPhase::Verify)
+        }
+    }
+
     /// Permanent error for malformed parameters or artifacts.
     pub fn invalid_input(scope: impl Into<ScopeId>, phase: ProviderPhase, message: impl Into<String>) -> Self {
         ProviderError::new(scope, phase, message).with_code(ErrorCode::InvalidInput)

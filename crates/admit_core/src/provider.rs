@@ -92,10 +92,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         context: &PredicateEvalContext,
     ) -> Result<PredicateResult, ProviderError> {
         let _ = (params, context);
-        let scope = self.scope_id();
-        Err(ProviderError {
-            message: format!("provider `{scope}` has no predicate `{name}`"),
-            ..ProviderError::unsupported(scope, ProviderPhase::Verify)
-        })
+        let declared: Vec<String> = self.describe().predicates.into_iter().map(|p| p.name).collect();
+        let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
+        Err(ProviderError::unknown_predicate(self.scope_id(), name, &declared))
     }
 }

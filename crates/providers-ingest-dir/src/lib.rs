@@ -180,10 +180,7 @@ impl Provider for IngestDirProvider {
     ) -> Result<PredicateResult, ProviderError> {
         const PHASE: ProviderPhase = ProviderPhase::Verify;
         if name != MISSING_PATH {
-            return Err(ProviderError {
-                message: format!("provider `{SCOPE_ID}` has no predicate `{name}` (declared: {MISSING_PATH})"),
-                ..ProviderError::unsupported(SCOPE_ID, PHASE)
-            });
+            return Err(ProviderError::unknown_predicate(SCOPE_ID, name, &[MISSING_PATH]));
         }
         let wanted =
             optional_str(params, "path", PHASE)?.ok_or_else(|| invalid(PHASE, "params.path (string) is required"))?;
