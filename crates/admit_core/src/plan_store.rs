@@ -174,6 +174,26 @@ pub enum PlanStoreError {
 }
 
 /// Durable memory of plans, consulted by `execute`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use admit_core::*;
+///
+/// let store = InMemoryPlanStore::new();
+/// let live = BTreeMap::from([("source".to_owned(), DigestAlgorithm::Blake3.digest(b"state v1"))]);
+/// let intent = PlanIntent { scope_id: "demo".into(), description: "sync".into(), params: Default::default() };
+/// let plan = PlanBundle::new("plan-bundle/demo@1", &intent, vec![], live.clone(),
+///     Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), DigestAlgorithm::Blake3).unwrap();
+/// store.record(PlanRecord::pending(&plan, false)).unwrap();
+///
+/// let plan_ref = PlanRef { plan_hash: plan.plan_hash, approval_witness_hash: None };
+/// // The state moved on since planning: execute must refuse before writing anything.
+/// let moved = BTreeMap::from([("source".to_owned(), DigestAlgorithm::Blake3.digest(b"state v2"))]);
+/// assert!(matches!(store.claim(&plan_ref, &moved), Err(ClaimError::Refused(r)) if matches!(*r, PlanRefusal::Stale { .. })));
+/// // Fresh: claimed once, then never again.
+/// store.claim(&plan_ref, &live).unwrap();
+/// assert!(store.claim(&plan_ref, &live).is_err());
+/// ```
 pub trait PlanStore: Send + Sync {
     /// Records a plan produced by the plan phase. Recording the same record twice is a no-op.
     fn record(&self, record: PlanRecord) -> Result<(), PlanStoreError>;
