@@ -79,6 +79,9 @@ fn ci() -> Result<(), String> {
 
     schemas(true)?;
 
+    eprintln!("xtask: == cargo xtask conformance --check");
+    conformance::run(&conformance::Options { check: true, ..conformance::Options::default() })?;
+
     let deny_installed =
         cargo().args(["deny", "--version"]).output().map(|output| output.status.success()).unwrap_or(false);
     if deny_installed {

@@ -396,10 +396,12 @@ impl Emulator {
         Emulator::default()
     }
 
-    /// Records one request (call from the emulated endpoints).
-    pub fn record_request(&self, write: bool) {
+    /// Records one request (call from the emulated endpoints). `changed_state` is true only
+    /// when the request changed stored state: a repeat that changes nothing is not a write, and
+    /// the conformance kit's idempotency check counts on that.
+    pub fn record_request(&self, changed_state: bool) {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        if write {
+        if changed_state {
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -409,7 +411,7 @@ impl Emulator {
         self.requests.load(Ordering::SeqCst)
     }
 
-    /// Writes applied.
+    /// Requests that changed stored state.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
     }

@@ -9,10 +9,21 @@
 //! It must never know a vendor: kits see providers only through `pal` and `admit_core`
 //! traits and the harnesses provider crates implement.
 
+pub mod capability;
+pub mod inventory;
+pub mod mocks;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
 
+pub use capability::{
+    Binding, CAPABILITY_CHECKS, CapabilityHarness, Probe, probes, run_capability_kit, run_capability_kits,
+    shape_mismatches,
+};
+pub use inventory::{
+    BuiltInventory, FUTURE_CHECKPOINT, INVENTORY_CHECKS, InventoryHarness, RATE_LIMITED, SERVER_ERROR,
+    run_inventory_kit,
+};
 pub use protocol::{PROTOCOL_CHECKS, ProtocolHarness, run_protocol_kit};
 pub use report::{
     CheckResult, CheckStatus, Checks, ConformanceReport, Kit, KitMetrics, KitReport, REPORT_DIR_ENV, Summary, ensure,

@@ -17,6 +17,7 @@ pub mod experiments;
 pub mod health;
 pub mod http;
 pub mod inventory;
+pub mod keys;
 pub mod lifecycle;
 pub mod llm;
 pub mod pipeline;

@@ -1,6 +1,7 @@
 //! `mock_ads` (the reference ads platform) and `noop_ads` (a deliberately poor candidate).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use admit_core::{DigestAlgorithm, ErrorCode, ProviderError};
@@ -30,6 +31,7 @@ fn row(date: &str, impressions: u64, clicks: u64, spend_cents: Option<u64>) -> R
 pub struct MockAds {
     faults: FaultInjector,
     campaigns: Mutex<BTreeMap<String, Campaign>>,
+    writes: AtomicU64,
 }
 
 impl Default for MockAds {
@@ -47,12 +49,19 @@ impl MockAds {
         MockAds {
             faults: FaultInjector::new(Capability::Ads, Self::NAME, settings.faults, settings.token),
             campaigns: Mutex::new(BTreeMap::new()),
+            writes: AtomicU64::new(0),
         }
     }
 
     /// Fault injection.
     pub fn faults(&self) -> &FaultInjector {
         &self.faults
+    }
+
+    /// Calls that changed stored state: a new campaign, or a campaign paused that was not. A
+    /// repeat that changes nothing (the same plan id again, a second pause) is not counted.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// Every campaign created, sorted by id.
@@ -71,11 +80,9 @@ impl AdsProvider for MockAds {
             None => campaign_id(&plan).map_err(|e| self.faults.error(OP, ErrorCode::NonCanonical, e))?,
         };
         let mut campaigns = self.campaigns.lock().unwrap_or_else(PoisonError::into_inner);
-        let campaign = campaigns.entry(id.clone()).or_insert_with(|| Campaign {
-            id,
-            status: "active".to_owned(),
-            plan: Some(plan),
-            ..Campaign::default()
+        let campaign = campaigns.entry(id.clone()).or_insert_with(|| {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            Campaign { id, status: "active".to_owned(), plan: Some(plan), ..Campaign::default() }
         });
         Ok(campaign.clone())
     }
@@ -92,7 +99,10 @@ impl AdsProvider for MockAds {
         let mut campaigns = self.campaigns.lock().unwrap_or_else(PoisonError::into_inner);
         let campaign =
             campaigns.get_mut(campaign_id).ok_or_else(|| self.faults.not_found(OP, "no campaign with this id"))?;
-        campaign.status = "paused".to_owned();
+        if campaign.status != "paused" {
+            campaign.status = "paused".to_owned();
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(campaign.clone())
     }
 

@@ -16,6 +16,7 @@ struct State {
     event_ids: BTreeSet<String>,
     next_event: u64,
     audiences: BTreeMap<String, Vec<String>>,
+    writes: u64,
 }
 
 /// `mock_cdp`: `upsert_profile` merges traits, `ingest_event` drops repeated `event_id`s,
@@ -49,6 +50,12 @@ impl MockCdp {
         &self.faults
     }
 
+    /// Calls that changed stored state: a new or changed profile, an accepted event, an
+    /// audience whose members changed. A repeat that changes nothing is not counted.
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).writes
+    }
+
     /// Events accepted, in order (with their given or assigned ids).
     pub fn events(&self) -> Vec<Event> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).events.clone()
@@ -69,12 +76,17 @@ impl CdpProvider for MockCdp {
             return Err(self.faults.invalid(OP, "profile.id is empty"));
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = state.profiles.get(&profile.id).cloned();
         let stored = state
             .profiles
             .entry(profile.id.clone())
             .or_insert_with(|| Profile { id: profile.id.clone(), ..Profile::default() });
         stored.traits.extend(profile.traits);
-        Ok(stored.clone())
+        let stored = stored.clone();
+        if before.as_ref() != Some(&stored) {
+            state.writes += 1;
+        }
+        Ok(stored)
     }
 
     async fn ingest_event(&self, mut event: Event) -> Result<EventReceipt, ProviderError> {
@@ -95,6 +107,7 @@ impl CdpProvider for MockCdp {
         state.event_ids.insert(event_id.clone());
         event.event_id = Some(event_id.clone());
         state.events.push(event);
+        state.writes += 1;
         Ok(EventReceipt { event_id, accepted: true })
     }
 
@@ -103,7 +116,11 @@ impl CdpProvider for MockCdp {
         let mut seen = BTreeSet::new();
         let members: Vec<String> = audience.profile_ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
         let synced = members.len() as u64;
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).audiences.insert(audience.id.clone(), members);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.audiences.get(&audience.id) != Some(&members) {
+            state.audiences.insert(audience.id.clone(), members);
+            state.writes += 1;
+        }
         Ok(AudienceSync { id: audience.id, synced })
     }
 

@@ -32,6 +32,7 @@ struct State {
     flags: BTreeMap<String, Value>,
     ramps: BTreeMap<String, u8>,
     experiments: BTreeMap<String, Running>,
+    writes: u64,
 }
 
 /// `mock_experiments`.
@@ -69,6 +70,12 @@ impl MockExperiments {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).ramps.get(key).copied()
     }
 
+    /// Calls that changed stored state: a flag or ramp set to a new value, an experiment
+    /// started, a unit assigned for the first time. A repeat that changes nothing is not counted.
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).writes
+    }
+
     async fn start(&self, op: &str, key: &str, kind: &str, arms: Vec<String>) -> Result<Experiment, ProviderError> {
         self.faults.before(op).await?;
         if arms.is_empty() {
@@ -95,6 +102,7 @@ impl MockExperiments {
         }
         let experiment = Experiment { key: key.to_owned(), kind: kind.to_owned(), arms, ..Experiment::default() };
         state.experiments.insert(key.to_owned(), Running { experiment: experiment.clone(), units: BTreeMap::new() });
+        state.writes += 1;
         Ok(experiment)
     }
 }
@@ -103,7 +111,10 @@ impl MockExperiments {
 impl ExperimentsProvider for MockExperiments {
     async fn set_flag(&self, key: &str, value: Value) -> Result<Flag, ProviderError> {
         self.faults.before("set_flag").await?;
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).flags.insert(key.to_owned(), value.clone());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.flags.insert(key.to_owned(), value.clone()).as_ref() != Some(&value) {
+            state.writes += 1;
+        }
         Ok(Flag { key: key.to_owned(), value })
     }
 
@@ -118,7 +129,10 @@ impl ExperimentsProvider for MockExperiments {
         if stage > 100 {
             return Err(self.faults.invalid(OP, format!("stage {stage} is not a percentage (0–100)")));
         }
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).ramps.insert(key.to_owned(), stage);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.ramps.insert(key.to_owned(), stage) != Some(stage) {
+            state.writes += 1;
+        }
         Ok(RampState { key: key.to_owned(), stage })
     }
 
@@ -139,8 +153,15 @@ impl ExperimentsProvider for MockExperiments {
             .get_mut(key)
             .ok_or_else(|| self.faults.not_found(OP, format!("no experiment `{key}`")))?;
         let arms = running.experiment.arms.len();
-        let index = *running.units.entry(unit_id.to_owned()).or_insert_with(|| arm_index(key, unit_id, arms));
+        let mut assigned = false;
+        let index = *running.units.entry(unit_id.to_owned()).or_insert_with(|| {
+            assigned = true;
+            arm_index(key, unit_id, arms)
+        });
         let variant = running.experiment.arms.get(index).cloned().unwrap_or_default();
+        if assigned {
+            state.writes += 1;
+        }
         Ok(Assignment { key: key.to_owned(), unit_id: unit_id.to_owned(), variant })
     }
 

@@ -1,5 +1,6 @@
-//! Fault injection shared by every mock: fail N times retryably, fail permanently, add latency,
-//! report a given health, and (for redaction tests) echo the configured token in errors.
+//! Fault injection shared by every mock: fail N times retryably, fail permanently, refuse the
+//! credentials, be unreachable, hang, add latency, report a given health, and (for redaction
+//! tests) echo the configured token in errors.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use admit_core::{ErrorClass, ErrorCode, ProviderError, ProviderPhase};
 use pal::{Capability, HealthReport, HealthStatus, Secret};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The `faults` settings key of every mock adapter.
@@ -17,7 +19,10 @@ use serde::Deserialize;
 /// let faults: FaultSettings = serde_json::from_value(serde_json::json!({"fail_times": 2})).unwrap();
 /// assert_eq!((faults.fail_times, faults.fail_permanently, faults.latency_ms), (2, false, 0));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+///
+/// Precedence, first match wins: `hang`, `unreachable`, `auth_failed`, `fail_permanently`,
+/// `fail_times`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSettings {
     /// The first N calls of any non-health operation fail with a retryable error and no side
@@ -36,10 +41,18 @@ pub struct FaultSettings {
     /// Puts the raw `token` into injected error messages, as a careless vendor would, so the
     /// pipeline's redaction can be tested end to end. Never set it outside tests.
     pub echo_token_in_errors: bool,
+    /// The credentials are refused (HTTP 401): every non-health call fails permanently with
+    /// code `auth_failed`, and `health` reports `auth_failed`.
+    pub auth_failed: bool,
+    /// The vendor cannot be reached: every non-health call fails retryably with code
+    /// `unavailable`, and `health` reports `down`.
+    pub unreachable: bool,
+    /// Every call (health included) hangs forever: only a caller's timeout ends it.
+    pub hang: bool,
 }
 
 /// The settings every mock accepts: `faults` and an optional `token`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterSettings {
     /// Fault injection.
@@ -144,19 +157,23 @@ impl FaultInjector {
         self.capability.op(op).map(|spec| spec.phase).unwrap_or(ProviderPhase::Execute)
     }
 
-    async fn delay(&self, latency_ms: u64) {
+    /// Counts the call, then hangs forever (`hang`) or sleeps the configured latency.
+    async fn delay(&self, settings: &FaultSettings) {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        if settings.hang {
+            std::future::pending::<()>().await;
+        }
+        if settings.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(settings.latency_ms)).await;
         }
     }
 
-    /// Runs before every non-health operation, before any side effect: sleeps the configured
-    /// latency, then returns the injected failure, if any. An attempt cancelled during the
-    /// sleep (a pipeline timeout) consumes no `fail_times` failure.
+    /// Runs before every non-health operation, before any side effect: hangs (`hang`) or
+    /// sleeps the configured latency, then returns the injected failure, if any. An attempt
+    /// cancelled during the sleep (a pipeline timeout) consumes no `fail_times` failure.
     pub async fn before(&self, op: &str) -> Result<(), ProviderError> {
         let settings = self.settings();
-        self.delay(settings.latency_ms).await;
+        self.delay(&settings).await;
         let phase = self.phase(op);
         let echo = match (&self.token, settings.echo_token_in_errors) {
             (Some(token), true) if !token.is_empty() => {
@@ -164,6 +181,16 @@ impl FaultInjector {
             }
             _ => String::new(),
         };
+        if settings.unreachable {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            let message = format!("{op}: injected connection failure: the vendor is unreachable (faults.unreachable)");
+            return Err(ProviderError::retryable(self.scope.as_str(), phase, message).with_code(ErrorCode::Unavailable));
+        }
+        if settings.auth_failed {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            let message = format!("{op}: injected HTTP 401: credentials refused (faults.auth_failed){echo}");
+            return Err(ProviderError::new(self.scope.as_str(), phase, message).with_code(ErrorCode::AuthFailed));
+        }
         if settings.fail_permanently {
             self.injected.fetch_add(1, Ordering::SeqCst);
             let message = format!("{op}: injected permanent failure (faults.fail_permanently){echo}");
@@ -184,16 +211,21 @@ impl FaultInjector {
         Ok(())
     }
 
-    /// The health report: the configured status, after the configured latency.
+    /// The health report, after the configured latency (or never, with `hang`): `down` when
+    /// `unreachable`, else `auth_failed` when `auth_failed`, else the configured status.
     pub async fn health(&self) -> HealthReport {
         let settings = self.settings();
-        self.delay(settings.latency_ms).await;
-        match settings.health {
+        self.delay(&settings).await;
+        let (status, reason) = if settings.unreachable {
+            (HealthStatus::Down, "the vendor is unreachable (faults.unreachable)".to_owned())
+        } else if settings.auth_failed {
+            (HealthStatus::AuthFailed, "credentials refused (faults.auth_failed)".to_owned())
+        } else {
+            (settings.health, format!("configured by faults.health = {}", settings.health.as_str()))
+        };
+        match status {
             HealthStatus::Ok => HealthReport::ok(),
-            status => HealthReport {
-                reason: Some(format!("configured by faults.health = {}", status.as_str())),
-                ..HealthReport::with_status(status)
-            },
+            status => HealthReport { reason: Some(reason), ..HealthReport::with_status(status) },
         }
     }
 

@@ -10,6 +10,7 @@ use pal::inventory::{
     UnresolvedItem, WriteResult,
 };
 use pal::{Capability, Extra, HealthReport, HealthStatus, Secret, async_trait};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ pub const EPOCH: &str = "2024-01-01T00:00:00Z";
 /// })).unwrap();
 /// assert_eq!(settings.items.len(), 1);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MockInventorySettings {
     /// Fault injection.
@@ -49,6 +50,10 @@ pub struct MockInventorySettings {
     /// Behaviour switches (default: present snapshots, verify-after-write, observed deletes,
     /// checkpoints, chunks of 100, confirmed keys).
     pub capabilities: Option<InventoryCapabilities>,
+    /// Ids the vendor does not know, as `<namespace>:<id>` tokens (`tmdb:404`, matched
+    /// case-insensitively against the item's normalised ids): `add` reports an item carrying
+    /// one as unresolved (reason `unknown to the vendor`, with its ids) and stores nothing.
+    pub unresolvable: Vec<String>,
 }
 
 /// The capabilities `mock_inventory` declares by default.
@@ -182,6 +187,7 @@ pub struct MockInventory {
     label: String,
     features: Features,
     capabilities: InventoryCapabilities,
+    unresolvable: Vec<String>,
     faults: FaultInjector,
     store: Mutex<Store>,
 }
@@ -202,6 +208,7 @@ impl MockInventory {
             label: settings.label.unwrap_or_else(|| "Mock inventory".to_owned()),
             features: settings.features.unwrap_or(Features::ALL),
             capabilities: settings.capabilities.unwrap_or_else(default_capabilities),
+            unresolvable: settings.unresolvable.iter().map(|t| t.trim().to_lowercase()).collect(),
             faults: FaultInjector::new(Capability::Inventory, Self::NAME, settings.faults, settings.token),
             store: Mutex::new(Store::default()),
         }
@@ -249,6 +256,21 @@ impl MockInventory {
     /// Write calls applied (`add` and `remove` without `dry_run` that did not fail).
     pub fn writes(&self) -> u64 {
         self.store.lock().unwrap_or_else(PoisonError::into_inner).writes
+    }
+
+    /// Calls received, whatever became of them: every operation, `health` included, injected
+    /// failures and calls that hang included (the vendor's request log).
+    pub fn requests(&self) -> u64 {
+        self.faults.calls()
+    }
+
+    /// Whether the item carries an id the vendor does not know (see
+    /// [`MockInventorySettings::unresolvable`]).
+    fn is_unknown(&self, item: &InventoryItem) -> bool {
+        !self.unresolvable.is_empty()
+            && pal::keys::normalize_ids(item)
+                .iter()
+                .any(|(ns, id)| self.unresolvable.contains(&format!("{ns}:{id}").to_lowercase()))
     }
 
     /// The items of a feature, in insertion order, without faults (for assertions).
@@ -321,6 +343,10 @@ impl InventoryProvider for MockInventory {
             };
             if feature == Feature::Ratings && item.rating.is_some_and(|r| !(1..=10).contains(&r)) {
                 unresolved_items.push(unresolved(&item, "rating must be 1–10"));
+                continue;
+            }
+            if self.is_unknown(&item) {
+                unresolved_items.push(unresolved(&item, "unknown to the vendor"));
                 continue;
             }
             push_unique(&mut confirmed, &key);

@@ -2,9 +2,10 @@
 //! `mock_ads`, `noop_ads`, `mock_lifecycle`, `mock_experiments`, `mock_cdp`,
 //! `mock_vectorstore` (and its twins `_a`, `_b`), `mock_llm_gateway`,
 //! `mock_llm_observability` and `mock_inventory` — with the goldens of the contracts, and
-//! fault injection (fail N times retryably, fail permanently, add latency, report a given
-//! health, echo a token) so the registry, the call pipeline, the conformance kit and the sync
-//! engine can be tested against them. [`factories`] registers them all.
+//! fault injection (fail N times retryably, fail permanently, refuse the credentials, be
+//! unreachable, hang, add latency, report a given health, echo a token) so the registry, the
+//! call pipeline, the conformance kit and the sync engine can be tested against them.
+//! [`factories`] registers them all; [`settings_schema`] gives each one's settings schema.
 //!
 //! It must never know the network, another provider crate, or the orchestrator: it depends on
 //! `pal` and `admit_core` only, keeps all state in memory, and derives every id and timestamp
@@ -148,6 +149,25 @@ pub fn factories() -> Vec<AdapterFactory> {
             },
         },
     ]
+}
+
+/// The JSON Schema of the settings of the adapter `adapter` (as its factory receives them:
+/// `pal` removes the pipeline keys `timeout_ms` and `rate_limit` first), or `None` when this
+/// crate has no adapter of that name.
+///
+/// ```
+/// let schema = providers_mock::settings_schema("mock_inventory").unwrap();
+/// assert_eq!(schema["type"], "object");
+/// assert!(schema["properties"]["faults"].is_object());
+/// assert!(providers_mock::settings_schema("mock_ads").unwrap()["properties"]["token"].is_object());
+/// assert!(providers_mock::settings_schema("plex").is_none());
+/// ```
+pub fn settings_schema(adapter: &str) -> Option<Value> {
+    match adapter {
+        MockInventory::NAME => Some(schemars::schema_for!(MockInventorySettings).to_value()),
+        name if ADAPTER_NAMES.contains(&name) => Some(schemars::schema_for!(AdapterSettings).to_value()),
+        _ => None,
+    }
 }
 
 /// The factory named `name`, if this crate has one.

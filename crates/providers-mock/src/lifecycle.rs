@@ -60,6 +60,13 @@ impl MockLifecycle {
         &self.faults
     }
 
+    /// Calls that changed stored state: each delivered message and each scheduled batch (a
+    /// deduplicated send is not counted).
+    pub fn writes(&self) -> u64 {
+        let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        (outbox.delivered.len() + outbox.batches.len()) as u64
+    }
+
     /// Messages delivered by `send`, in order (a deduplicated send delivers nothing).
     pub fn delivered(&self) -> Vec<Message> {
         self.outbox.lock().unwrap_or_else(PoisonError::into_inner).delivered.clone()

@@ -100,6 +100,7 @@ struct ObsState {
     traces: BTreeMap<String, Trace>,
     evals: Vec<(EvalRecord, Extra)>,
     links: BTreeSet<(String, String)>,
+    writes: u64,
 }
 
 /// `mock_llm_observability`: trace ids are `trace_<run_id>`, evaluation ids `eval_<n>`.
@@ -142,6 +143,12 @@ impl MockLlmObservability {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).evals.iter().map(|(r, _)| r.clone()).collect()
     }
 
+    /// Calls that changed stored state: a trace opened, a trace closed or given new meta, an
+    /// evaluation logged, a new link. A repeat that changes nothing is not counted.
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).writes
+    }
+
     /// Run ↔ trace links, sorted.
     pub fn links(&self) -> Vec<TraceLink> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -163,13 +170,14 @@ impl LlmObservability for MockLlmObservability {
         }
         let trace_id = format!("trace_{run_id}");
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let trace = state.traces.entry(trace_id.clone()).or_insert_with(|| Trace {
-            trace_id,
-            run_id: Some(run_id.to_owned()),
-            status: "open".to_owned(),
-            meta,
-        });
-        Ok(trace.clone())
+        if let Some(trace) = state.traces.get(&trace_id) {
+            return Ok(trace.clone());
+        }
+        let trace =
+            Trace { trace_id: trace_id.clone(), run_id: Some(run_id.to_owned()), status: "open".to_owned(), meta };
+        state.traces.insert(trace_id, trace.clone());
+        state.writes += 1;
+        Ok(trace)
     }
 
     async fn trace_stop(&self, trace_id: &str, meta: Extra) -> Result<Trace, ProviderError> {
@@ -180,9 +188,14 @@ impl LlmObservability for MockLlmObservability {
             .traces
             .get_mut(trace_id)
             .ok_or_else(|| self.faults.not_found(OP, format!("no trace `{trace_id}`")))?;
+        let before = trace.clone();
         trace.status = "closed".to_owned();
         trace.meta.extend(meta);
-        Ok(trace.clone())
+        let trace = trace.clone();
+        if trace != before {
+            state.writes += 1;
+        }
+        Ok(trace)
     }
 
     async fn log_eval(&self, name: &str, score: f64, meta: Extra) -> Result<EvalRecord, ProviderError> {
@@ -194,13 +207,16 @@ impl LlmObservability for MockLlmObservability {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let record = EvalRecord { id: format!("eval_{}", state.evals.len() + 1), name: name.to_owned(), score };
         state.evals.push((record.clone(), meta));
+        state.writes += 1;
         Ok(record)
     }
 
     async fn link(&self, run_id: &str, trace_id: &str) -> Result<TraceLink, ProviderError> {
         self.faults.before("link").await?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.links.insert((run_id.to_owned(), trace_id.to_owned()));
+        if state.links.insert((run_id.to_owned(), trace_id.to_owned())) {
+            state.writes += 1;
+        }
         Ok(TraceLink { run_id: run_id.to_owned(), trace_id: trace_id.to_owned() })
     }
 

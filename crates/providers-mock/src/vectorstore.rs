@@ -17,6 +17,7 @@ struct State {
     active: String,
     /// In order of first insertion; re-indexing an id replaces it in place.
     docs: Vec<Document>,
+    writes: u64,
 }
 
 /// An in-memory vector store. The three adapter names behave identically; only the name (and so
@@ -48,7 +49,7 @@ impl MockVectorStore {
         MockVectorStore {
             name,
             faults: FaultInjector::new(Capability::Vectorstore, name, settings.faults, settings.token),
-            state: Mutex::new(State { active: INITIAL_INDEX.to_owned(), docs: Vec::new() }),
+            state: Mutex::new(State { active: INITIAL_INDEX.to_owned(), docs: Vec::new(), writes: 0 }),
         }
     }
 
@@ -67,6 +68,12 @@ impl MockVectorStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).docs.clone()
     }
 
+    /// Calls that changed stored state: an `index` that added or changed a document, a `swap`
+    /// to another index. A repeat that changes nothing is not counted.
+    pub fn writes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).writes
+    }
+
     /// The active index name.
     pub fn active(&self) -> String {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).active.clone()
@@ -79,11 +86,21 @@ impl VectorStore for MockVectorStore {
         self.faults.before("index").await?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let indexed = docs.len() as u64;
+        let mut changed = false;
         for doc in docs {
             match state.docs.iter_mut().find(|d| d.id == doc.id) {
-                Some(existing) => *existing = doc,
-                None => state.docs.push(doc),
+                Some(existing) => {
+                    changed |= *existing != doc;
+                    *existing = doc;
+                }
+                None => {
+                    changed = true;
+                    state.docs.push(doc);
+                }
             }
+        }
+        if changed {
+            state.writes += 1;
         }
         Ok(IndexReceipt { indexed, index: state.active.clone() })
     }
@@ -108,7 +125,10 @@ impl VectorStore for MockVectorStore {
             return Err(self.faults.invalid(OP, "target index name is empty"));
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.active = target.to_owned();
+        if state.active != target {
+            state.active = target.to_owned();
+            state.writes += 1;
+        }
         Ok(ActiveIndex { active: state.active.clone() })
     }
 
