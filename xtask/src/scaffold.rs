@@ -330,16 +330,13 @@ pub struct Settings {
 /// Talks to the vendor's API.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
+    #[expect(dead_code, reason = "read by the operations once they are written; then remove this")]
     settings: Settings,
 }
 
 impl Client {
     pub(crate) fn new(settings: Settings) -> Self {
         Client { settings }
-    }
-
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
     }
 
     /// The error every operation returns until it is written.
@@ -597,7 +594,6 @@ const INVENTORY_METHODS: &str = r#"    fn name(&self) -> &str {
     }
 
     async fn build_index(&self, _feature: Feature) -> Result<Vec<InventoryItem>, ProviderError> {
-        let _ = self.client.settings();
         Err(self.client.not_implemented("build_index", ProviderPhase::Snapshot))
     }
 

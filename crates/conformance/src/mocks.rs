@@ -201,7 +201,7 @@ impl InventoryHarness for MockInventoryHarness {
         faults["echo_token_in_errors"] = json!(self.echo_token);
         let settings =
             json!({"token": MOCK_TOKEN, "faults": faults, "unresolvable": ["tmdb:404"], "items": mock_seed()});
-        let inventory = Arc::new(MockInventory::new(serde_json::from_value(settings).unwrap()).unwrap());
+        let inventory = Arc::new(MockInventory::new(serde_json::from_value(settings).ok()?).ok()?);
         Some((inventory.clone(), Arc::new(MockProbe(inventory))))
     }
 
