@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{cargo, workspace_root};
+use crate::workspace_root;
 
 /// Where the goldens live, relative to the workspace root.
 pub(crate) const GOLDEN_DIR: &str = "tests/golden/conformance";
@@ -40,9 +40,32 @@ impl Options {
     }
 }
 
+/// Where to run: a workspace root, and optionally a target dir shared with another workspace.
+#[derive(Debug, Clone)]
+pub(crate) struct Workspace {
+    pub(crate) root: PathBuf,
+    pub(crate) target_dir: Option<PathBuf>,
+}
+
+impl Workspace {
+    pub(crate) fn current() -> Self {
+        Workspace { root: workspace_root(), target_dir: None }
+    }
+
+    fn cargo(&self) -> std::process::Command {
+        let mut command = crate::cargo();
+        command.current_dir(&self.root);
+        if let Some(target) = &self.target_dir {
+            command.env("CARGO_TARGET_DIR", target);
+        }
+        command
+    }
+}
+
 /// Provider crates of the workspace (`providers-*`), found with `cargo metadata`.
-pub(crate) fn provider_crates() -> Result<Vec<(String, PathBuf)>, String> {
-    let output = cargo()
+pub(crate) fn provider_crates(workspace: &Workspace) -> Result<Vec<(String, PathBuf)>, String> {
+    let output = workspace
+        .cargo()
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
@@ -92,10 +115,16 @@ fn json_text(value: &Value) -> String {
     text
 }
 
+/// What a run found: the table rows' failed counts by provider.
 pub(crate) fn run(options: &Options) -> Result<(), String> {
-    let root = workspace_root();
+    run_in(&Workspace::current(), options).map(|_| ())
+}
+
+/// Runs the kits of `workspace`; returns the number of failed checks per provider.
+pub(crate) fn run_in(workspace: &Workspace, options: &Options) -> Result<Vec<(String, u64)>, String> {
+    let root = workspace.root.clone();
     let out_dir = root.join("target/conformance");
-    let mut crates = provider_crates()?;
+    let mut crates = provider_crates(workspace)?;
     if let Some(only) = &options.provider {
         crates.retain(|(name, _)| name == only);
         if crates.is_empty() {
@@ -118,7 +147,8 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         let report_path = out_dir.join(format!("{provider}.json"));
         let _ = std::fs::remove_file(&report_path);
         let begun = Instant::now();
-        let output = cargo()
+        let output = workspace
+            .cargo()
             .args(["test", "--quiet", "-p", provider, "--test", "conformance"])
             .env("CW_CONFORMANCE_DIR", &out_dir)
             .output()
@@ -178,9 +208,13 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             runs.iter().filter_map(|r| Some((r.provider.clone(), r.report.clone()?))).collect();
         print!("{}", json_text(&Value::Object(all)));
     }
+    let failed_counts = runs
+        .iter()
+        .map(|r| (r.provider.clone(), r.report.as_ref().and_then(|v| v["summary"]["failed"].as_u64()).unwrap_or(0)))
+        .collect();
     if failures.is_empty() {
         eprintln!("xtask: conformance passed for {} provider crate(s) in {:.1}s", runs.len(), total_time.as_secs_f64());
-        Ok(())
+        Ok(failed_counts)
     } else {
         Err(failures.join("\n"))
     }

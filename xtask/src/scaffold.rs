@@ -214,6 +214,70 @@ pub(crate) fn run(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// Proves the scaffold end to end in a throwaway copy of the workspace: generated, registered,
+/// a second run changes nothing, it builds, the runner finds it and reports it failing.
+pub(crate) fn self_check() -> Result<(), String> {
+    let root = workspace_root();
+    let copy = root.join("target/xtask/scaffold-check");
+    let _ = std::fs::remove_dir_all(&copy);
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("git ls-files: {e}"))?;
+    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let file = String::from_utf8_lossy(file).into_owned();
+        let (from, to) = (root.join(&file), copy.join(&file));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        // Files deleted in the work tree but still tracked are simply skipped.
+        let _ = std::fs::copy(&from, &to);
+    }
+    let request = Request::parse(&["acme", "--capability", "ads"])?;
+    if generate(&copy, &request)?.is_empty() {
+        return Err("scaffold check: the first run wrote nothing".to_owned());
+    }
+    if !generate(&copy, &request)?.is_empty() {
+        return Err("scaffold check: a second run changed files".to_owned());
+    }
+    // Share the main target dir: third-party crates are reused, only workspace crates rebuild.
+    let in_copy = |args: &[&str]| {
+        let mut command = crate::cargo();
+        command.current_dir(&copy).env("CARGO_TARGET_DIR", root.join("target")).args(args);
+        command.output().map_err(|e| format!("cargo {}: {e}", args.join(" ")))
+    };
+    let check = in_copy(&["check", "--quiet", "-p", "cw", "-p", "providers-acme", "--all-targets"])?;
+    if !check.status.success() {
+        return Err(format!(
+            "scaffold check: the generated crate does not build:\n{}",
+            String::from_utf8_lossy(&check.stderr)
+        ));
+    }
+    // Run the kit through the runner itself (not `cargo run -p xtask`, which would replace this
+    // very binary in the shared target dir).
+    let workspace = crate::conformance::Workspace { root: copy.clone(), target_dir: Some(root.join("target")) };
+    let options = crate::conformance::Options { provider: Some(request.crate_name()), ..Default::default() };
+    if let Ok(counts) = crate::conformance::run_in(&workspace, &options) {
+        return Err(format!("scaffold check: the unimplemented scaffold passed conformance: {counts:?}"));
+    }
+    let report_path = copy.join("target/conformance").join(format!("{}.json", request.crate_name()));
+    let report: serde_json::Value = std::fs::read(&report_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| format!("scaffold check: the runner wrote no report at {}", report_path.display()))?;
+    let failed = report["summary"]["failed"].as_u64().unwrap_or(0);
+    let found = report["reports"].as_array().is_some_and(|r| r.iter().any(|r| r["adapter"] == "acme_ads"));
+    if failed == 0 || !found {
+        return Err(format!("scaffold check: the scaffold was not reported failing: {report}"));
+    }
+    eprintln!(
+        "xtask: scaffold check: generated, idempotent, builds, found by the runner, {failed} checks failing as expected"
+    );
+    let _ = std::fs::remove_dir_all(&copy);
+    Ok(())
+}
+
 fn methods(capability: &str) -> &'static str {
     match capability {
         "ads" => ADS_METHODS,
