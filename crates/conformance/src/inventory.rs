@@ -11,7 +11,9 @@
 //! - `describe.features_consistent` — at least one feature; `features()` and `capabilities()`
 //!   stable; `chunk_size` ≥ 1; `checkpoint: true` ⇒ `activities()` has a checkpoint for every
 //!   declared feature; `delta` ⇒ `checkpoint: true`; an undeclared feature is refused with an
-//!   `unsupported` error;
+//!   `unsupported` error; `read_only` ⇒ `add` and `remove` of every declared feature fail with
+//!   class `unsupported` and make no vendor write (a read-only provider that accepts writes
+//!   fails);
 //! - `describe.config_schema` — the harness gives a JSON Schema (an object schema with
 //!   properties) of the adapter's settings; none **fails** (the contract requires one);
 //! - `health.valid` / `health.invalid_credentials` / `health.unreachable` — `ok`,
@@ -62,6 +64,10 @@
 //! Per-feature checks run for every declared feature and are recorded once, with every
 //! feature's failure (`<feature>: …`). A check no feature could exercise (no sample items, an
 //! empty snapshot, a scenario the harness cannot stage) is not applicable, with the reason.
+//!
+//! A provider declaring `read_only` ([`InventoryCapabilities::read_only`]) cannot be written to:
+//! every `writes.*` check and the delta checks (which need a write) are not applicable with the
+//! reason [`READ_ONLY`], and `describe.features_consistent` checks that its writes are refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -125,6 +131,9 @@ pub const SERVER_ERROR: Scenario = Scenario::ServerError { times: 2 };
 /// The checkpoint after every change: a delta provider positioned here returns nothing.
 pub const FUTURE_CHECKPOINT: &str = "9999-12-31T23:59:59Z";
 
+/// Why the checks that need a write do not apply to a provider declaring `read_only`.
+pub const READ_ONLY: &str = "read-only provider";
+
 /// A provider under test and the probe of its vendor.
 pub type BuiltInventory = (Arc<dyn InventoryProvider>, Arc<dyn VendorProbe>);
 
@@ -156,6 +165,7 @@ pub trait InventoryHarness: Send + Sync {
 
     /// Items the vendor can resolve, not in a healthy vendor's inventory, for the write checks
     /// (at most `chunk_size` are used). Empty: the write checks of `feature` do not apply.
+    /// A read-only provider is offered these (or a probe item) to show it refuses writes.
     fn sample_items(&self, feature: Feature) -> Vec<InventoryItem>;
 
     /// An item with ids the vendor will report as unresolved. `None`: not applicable.
@@ -652,6 +662,9 @@ async fn describe(run: &Run<'_>, board: &mut Board, provider: &Arc<dyn Inventory
             }
         }
     }
+    if caps.read_only {
+        problems.extend(read_only_problems(run, &declared).await);
+    }
     for feature in Feature::ALL.into_iter().filter(|f| !declared.features.contains(f)) {
         match run.snapshot(provider, feature).await {
             Ok(items) => problems.push(format!(
@@ -686,6 +699,62 @@ async fn describe(run: &Run<'_>, board: &mut Board, provider: &Arc<dyn Inventory
         },
     );
     declared
+}
+
+/// An item for a write a read-only provider must refuse (when the harness gives no samples).
+fn probe_item(feature: Feature) -> InventoryItem {
+    let item = InventoryItem {
+        title: Some("Conformance probe".to_owned()),
+        year: Some(2000),
+        ids: [("tmdb".to_owned(), "1".to_owned())].into(),
+        ..InventoryItem::default()
+    };
+    match feature {
+        Feature::Ratings => InventoryItem { rating: Some(5), ..item },
+        Feature::History => InventoryItem { watched_at: Some("2024-01-01T00:00:00Z".to_owned()), ..item },
+        Feature::Progress => InventoryItem { progress_ms: Some(600_000), duration_ms: Some(6_000_000), ..item },
+        Feature::Watchlist | Feature::Playlists => item,
+    }
+}
+
+/// What is wrong with a read-only provider's writes: each declared feature's `add` and `remove`
+/// must fail with class `unsupported` and reach no vendor write. Tried on a fresh healthy build.
+async fn read_only_problems(run: &Run<'_>, declared: &Declared) -> Vec<String> {
+    let Some((provider, probe)) = run.build(Scenario::Healthy) else {
+        return vec!["declares read_only, but the harness cannot build a provider to try a write on".to_owned()];
+    };
+    let mut problems = Vec::new();
+    for &feature in &declared.features {
+        let mut items = run.harness.sample_items(feature);
+        items.truncate(usize::try_from(declared.capabilities.chunk_size.max(1)).unwrap_or(usize::MAX));
+        if items.is_empty() {
+            items.push(probe_item(feature));
+        }
+        for op in ["add", "remove"] {
+            let before = probe.writes();
+            let result = match op {
+                "add" => run.add(&provider, &items, feature, false).await,
+                _ => run.remove(&provider, &items, feature, false).await,
+            };
+            let writes = probe.writes().saturating_sub(before);
+            match result {
+                Ok(written) => problems.push(format!(
+                    "{feature}: declares read_only, but {op} succeeded (ok: {}, confirmed_keys: {:?}, confirmed: {:?}) \
+                     instead of failing as unsupported",
+                    written.ok, written.confirmed_keys, written.confirmed
+                )),
+                Err(e) if e.class != ErrorClass::Unsupported => problems.push(format!(
+                    "{feature}: declares read_only, but {op} fails with class {:?} instead of unsupported: {e}",
+                    e.class
+                )),
+                Err(_) => {}
+            }
+            if writes > 0 {
+                problems.push(format!("{feature}: declares read_only, but {op} made {writes} vendor write(s)"));
+            }
+        }
+    }
+    problems
 }
 
 async fn health(run: &Run<'_>, board: &mut Board, provider: &Arc<dyn InventoryProvider>) {
@@ -779,6 +848,11 @@ async fn delta(run: &Run<'_>, board: &mut Board, declared: &Declared) {
     const CHECKS: [&str; 2] = ["snapshot.delta_since_checkpoint", "snapshot.future_checkpoint_empty"];
     if declared.capabilities.index_semantics == IndexSemantics::Present {
         board.all(&CHECKS, &na("present index semantics"));
+        return;
+    }
+    if declared.capabilities.read_only {
+        // Positioning at a checkpoint and seeing the change needs a write.
+        board.all(&CHECKS, &na(READ_ONLY));
         return;
     }
     let Some((provider, _)) = run.build(Scenario::Healthy) else {
@@ -1019,6 +1093,11 @@ async fn writes(run: &Run<'_>, board: &mut Board, declared: &Declared) {
     if declared.features.is_empty() {
         board.all(&ROUND_CHECKS, &na("the provider declares no feature"));
         board.add("writes.unresolved_have_ids", na("the provider declares no feature"));
+        return;
+    }
+    if declared.capabilities.read_only {
+        board.all(&ROUND_CHECKS, &na(READ_ONLY));
+        board.add("writes.unresolved_have_ids", na(READ_ONLY));
         return;
     }
     if !declared.capabilities.confirms_keys {

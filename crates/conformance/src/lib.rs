@@ -21,7 +21,7 @@ pub use capability::{
     shape_mismatches,
 };
 pub use inventory::{
-    BuiltInventory, FUTURE_CHECKPOINT, INVENTORY_CHECKS, InventoryHarness, RATE_LIMITED, SERVER_ERROR,
+    BuiltInventory, FUTURE_CHECKPOINT, INVENTORY_CHECKS, InventoryHarness, RATE_LIMITED, READ_ONLY, SERVER_ERROR,
     run_inventory_kit,
 };
 pub use protocol::{PROTOCOL_CHECKS, ProtocolHarness, run_protocol_kit};

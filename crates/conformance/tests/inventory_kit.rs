@@ -108,6 +108,12 @@ struct Breakage {
     unstable_name: bool,
     empty_label: bool,
     checkpoint_without_activities: bool,
+    /// Declares `read_only` and refuses writes as unsupported (correct on its own).
+    read_only: bool,
+    /// Declares `read_only` but accepts writes.
+    read_only_accepts_writes: bool,
+    /// Declares `read_only` and refuses writes, but as permanent errors, not unsupported.
+    read_only_refuses_as_permanent: bool,
     // health
     health_down_when_healthy: bool,
     health_ok_when_unauthorized: bool,
@@ -141,6 +147,9 @@ const CORRECT: Breakage = Breakage {
     unstable_name: false,
     empty_label: false,
     checkpoint_without_activities: false,
+    read_only: false,
+    read_only_accepts_writes: false,
+    read_only_refuses_as_permanent: false,
     health_down_when_healthy: false,
     health_ok_when_unauthorized: false,
     health_ok_when_unreachable: false,
@@ -290,6 +299,21 @@ impl Fake {
         if FEATURES.supports(feature) { Ok(()) } else { Err(ProviderError::unsupported(SCOPE, Fake::phase(op))) }
     }
 
+    /// A read-only fake refuses writes (as unsupported, unless broken).
+    fn writable(&self, op: &str) -> Result<(), ProviderError> {
+        let b = self.breakage;
+        if b.read_only {
+            Err(ProviderError {
+                message: format!("{op}: read-only"),
+                ..ProviderError::unsupported(SCOPE, Fake::phase(op))
+            })
+        } else if b.read_only_refuses_as_permanent {
+            Err(ProviderError::new(SCOPE, Fake::phase(op), format!("{op}: HTTP 405")))
+        } else {
+            Ok(())
+        }
+    }
+
     fn write_result(&self, confirmed: Vec<String>, unresolved: Vec<UnresolvedItem>, dry_run: bool) -> WriteResult {
         let b = self.breakage;
         let base = WriteResult { ok: true, unresolved, dry_run, ..WriteResult::default() };
@@ -342,6 +366,7 @@ impl InventoryProvider for Fake {
             checkpoint: true,
             confirms_keys: !b.honest_counts_only,
             chunk_size: 50,
+            read_only: b.read_only || b.read_only_accepts_writes || b.read_only_refuses_as_permanent,
             ..InventoryCapabilities::default()
         }
     }
@@ -393,6 +418,7 @@ impl InventoryProvider for Fake {
         let b = self.breakage;
         self.request("add").await?;
         self.declared("add", feature)?;
+        self.writable("add")?;
         let apply = !dry_run || b.ignores_dry_run;
         let mut state = self.vendor.state.lock().unwrap();
         let seq = if apply { self.record_write(&mut state, feature) } else { 0 };
@@ -428,6 +454,7 @@ impl InventoryProvider for Fake {
             std::future::pending::<()>().await;
         }
         self.declared("remove", feature)?;
+        self.writable("remove")?;
         let apply = !dry_run || b.ignores_dry_run;
         let mut state = self.vendor.state.lock().unwrap();
         let mut confirmed = Vec::new();
@@ -587,6 +614,51 @@ async fn a_count_only_provider_passes_without_the_confirmed_keys_check() {
     );
 }
 
+const WRITE_CHECKS: [&str; 7] = [
+    "writes.add_confirms_keys",
+    "writes.add_idempotent",
+    "writes.remove_idempotent",
+    "writes.added_visible",
+    "writes.dry_run_no_writes",
+    "writes.unresolved_have_ids",
+    "writes.counts_reported",
+];
+
+#[tokio::test(start_paused = true)]
+async fn a_correct_read_only_provider_passes_without_the_write_checks() {
+    let report = run_inventory_kit(&FakeHarness::new(Breakage { read_only: true, ..CORRECT }, true)).await;
+    assert_complete(&report);
+    assert!(report.pass, "{}", pretty(&report));
+    let expected: BTreeSet<&str> = WRITE_CHECKS.into_iter().chain(DELTA_CHECKS).collect();
+    assert_eq!(not_applicable(&report), expected);
+    for name in WRITE_CHECKS {
+        assert_eq!(report.check(name).unwrap().reason.as_deref(), Some(conformance::READ_ONLY), "{name}");
+    }
+    assert_eq!(report.check(DELTA_CHECKS[0]).unwrap().reason.as_deref(), Some("present index semantics"));
+    assert_eq!(report.check("describe.features_consistent").unwrap().status, CheckStatus::Passed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_only_delta_provider_skips_the_delta_checks_too() {
+    let breakage = Breakage { read_only: true, delta: true, ..CORRECT };
+    let report = run_inventory_kit(&FakeHarness::new(breakage, true)).await;
+    assert_complete(&report);
+    assert!(report.pass, "{}", pretty(&report));
+    for name in WRITE_CHECKS.into_iter().chain(DELTA_CHECKS) {
+        assert_eq!(report.check(name).unwrap().reason.as_deref(), Some(conformance::READ_ONLY), "{name}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_only_provider_refusing_writes_as_permanent_fails() {
+    let breakage = Breakage { read_only_refuses_as_permanent: true, ..CORRECT };
+    let report = run_inventory_kit(&FakeHarness::new(breakage, true)).await;
+    assert_complete(&report);
+    assert_eq!(failed(&report), BTreeSet::from(["describe.features_consistent"]), "{}", pretty(&report));
+    let error = &report.check("describe.features_consistent").unwrap().errors[0];
+    assert!(error.contains("fails with class Permanent instead of unsupported"), "{error}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_harness_that_stages_nothing_gets_not_applicable_not_passed() {
     /// Builds healthy providers only, with no samples, no unresolvable item and no secret.
@@ -680,6 +752,11 @@ const fn case(name: &'static str, breakage: Breakage, fails: &'static [&'static 
 const CASES: &[Case] = &[
     case("unstable_name", Breakage { unstable_name: true, ..CORRECT }, &["describe.stable_id", "metrics.event_fields"]),
     case("empty_label", Breakage { empty_label: true, ..CORRECT }, &["describe.label"]),
+    case(
+        "read_only_accepting_writes",
+        Breakage { read_only_accepts_writes: true, ..CORRECT },
+        &["describe.features_consistent"],
+    ),
     case(
         "checkpoint_without_activities",
         Breakage { checkpoint_without_activities: true, ..CORRECT },
@@ -788,6 +865,7 @@ macro_rules! broken {
 broken!(
     unstable_name,
     empty_label,
+    read_only_accepting_writes,
     checkpoint_without_activities,
     no_config_schema,
     health_down_when_healthy,

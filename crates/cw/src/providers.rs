@@ -23,5 +23,6 @@ pub(crate) fn adapter_factories() -> Vec<pal::AdapterFactory> {
     #[allow(unused_mut, reason = "provider crates are registered below by `cargo xtask new-provider`")]
     let mut factories = providers_mock::factories();
     // xtask new-provider: registrations (one line per provider crate, kept sorted)
+    factories.extend(providers_local::factories());
     factories
 }

@@ -114,13 +114,15 @@ pub enum IndexSemantics {
 
 /// Behaviour switches a provider declares. Fill with `..Default::default()`; the defaults are
 /// the safest behaviour: present snapshots, no verify-after-write, no checkpoints, no
-/// observed deletes, small write chunks.
+/// observed deletes, small write chunks. `read_only` defaults to false: a provider that cannot
+/// be written to must say so (and refuse writes as unsupported).
 ///
 /// ```
 /// use pal::inventory::{IndexSemantics, InventoryCapabilities};
 /// let caps = InventoryCapabilities { verify_after_write: true, ..Default::default() };
 /// assert_eq!(caps.index_semantics, IndexSemantics::Present);
 /// assert!(!caps.observed_deletes);
+/// assert!(!caps.read_only);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
@@ -137,6 +139,10 @@ pub struct InventoryCapabilities {
     pub chunk_size: u32,
     /// Writes report `confirmed_keys` (rather than counts only).
     pub confirms_keys: bool,
+    /// The provider cannot be written to; add/remove return unsupported (error class and code
+    /// `unsupported`). Such a provider can only be a source. Omitted from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 impl Default for InventoryCapabilities {
@@ -148,6 +154,7 @@ impl Default for InventoryCapabilities {
             checkpoint: false,
             chunk_size: 100,
             confirms_keys: false,
+            read_only: false,
         }
     }
 }
@@ -300,13 +307,15 @@ pub trait InventoryProvider: Send + Sync + fmt::Debug {
     /// The snapshot of one feature.
     async fn build_index(&self, feature: Feature) -> Result<Vec<InventoryItem>, ProviderError>;
     /// Adds or upserts items. With `dry_run`, writes nothing and reports what it would do.
+    /// A read-only provider (`capabilities().read_only`) fails with class `unsupported`.
     async fn add(
         &self,
         items: Vec<InventoryItem>,
         feature: Feature,
         dry_run: bool,
     ) -> Result<WriteResult, ProviderError>;
-    /// Removes items. With `dry_run`, writes nothing.
+    /// Removes items. With `dry_run`, writes nothing. A read-only provider fails with class
+    /// `unsupported`.
     async fn remove(
         &self,
         items: Vec<InventoryItem>,

@@ -65,6 +65,7 @@ pub fn default_capabilities() -> InventoryCapabilities {
         checkpoint: true,
         chunk_size: 100,
         confirms_keys: true,
+        ..InventoryCapabilities::default()
     }
 }
 

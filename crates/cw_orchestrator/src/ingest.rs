@@ -1,0 +1,437 @@
+//! Ingest: a provider's snapshot of one feature becomes an [`Inventory`], once (CONTRACTS §3,
+//! "Items and keys" and "Index semantics").
+//!
+//! Every item is normalised with [`pal::keys::normalize_item`], its canonical key and strong
+//! tokens are computed once, and each side gets **one** alias index (strong token → canonical
+//! keys), so matching an item of one side against the other costs one hash lookup per token.
+//! Nothing later re-normalises: the planner only reads [`Entry`]s.
+//!
+//! [`ingest`] also applies the index semantics (`present` snapshots are the full inventory;
+//! `delta` snapshots are laid over the baseline) and the drop guard (a `present` snapshot that
+//! collapsed while its checkpoint stood still is suspect: the baseline stands in for it).
+//!
+//! ```
+//! use pal::inventory::{Feature, IndexSemantics, InventoryItem};
+//! use cw_orchestrator::ingest::{Snapshot, ingest};
+//!
+//! let heat: InventoryItem = serde_json::from_value(serde_json::json!({
+//!     "type": "movie", "ids": {"imdb": "TT0113277", "tmdb": "949"}
+//! })).unwrap();
+//! let side = ingest(Feature::Watchlist, &Snapshot::present(vec![heat]), None);
+//! let entry = side.current.get("tmdb:949").unwrap();
+//! assert_eq!(entry.item().ids["imdb"], "tt0113277"); // normalised once, here
+//! assert!(entry.tokens().contains("imdb:tt0113277"));
+//! assert!(!side.suspect);
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use admit_core::{Finding, Severity};
+use pal::inventory::{Feature, IndexSemantics, InventoryItem};
+use pal::keys::{canonical_key, normalize_item, strong_tokens};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::guards;
+
+/// Rule id of the drop guard's findings.
+pub const DROP_GUARD_RULE: &str = "cw.drop_guard";
+/// Rule id of the finding that reports ratings dropped at ingest because they normalise to none.
+pub const UNRATED_RULE: &str = "cw.ingest.unrated";
+
+/// Two plays of an item less than this many seconds apart are the same play.
+pub const PLAY_WINDOW_SECONDS: u64 = 60;
+
+/// The suffix of a history play whose `watched_at` is missing or unreadable.
+pub const UNKNOWN_PLAY_TIME: &str = "unknown";
+
+/// A provider's snapshot of one feature, as `build_index` returned it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The items, raw (ingest normalises them).
+    pub items: Vec<InventoryItem>,
+    /// How to read them: the full inventory (`present`) or changes only (`delta`).
+    pub semantics: IndexSemantics,
+    /// The feature's checkpoint from `activities()` when the snapshot was taken, if the
+    /// provider reports one.
+    pub checkpoint: Option<String>,
+}
+
+impl Snapshot {
+    /// A `present` snapshot without a checkpoint.
+    pub fn present(items: Vec<InventoryItem>) -> Self {
+        Snapshot { items, semantics: IndexSemantics::Present, checkpoint: None }
+    }
+}
+
+/// The baseline the state store kept for a side and feature: the persistable items of the last
+/// committed run ([`Inventory::persistable_items`], persisted under their entry keys) and that
+/// run's checkpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baseline {
+    /// The items (already normalised when they were persisted; ingest normalises again, which
+    /// is idempotent).
+    pub items: Vec<InventoryItem>,
+    /// The checkpoint the baseline was taken at.
+    pub checkpoint: Option<String>,
+}
+
+/// One item of a side, normalised once, with everything matching needs precomputed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    key: String,
+    item_key: String,
+    tokens: BTreeSet<String>,
+    item: InventoryItem,
+    watched_at: Option<i64>,
+    rated_at: Option<OffsetDateTime>,
+    progress_at: Option<OffsetDateTime>,
+}
+
+impl Entry {
+    /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
+    /// normalises to none (it is not rated).
+    fn new(feature: Feature, raw: &InventoryItem) -> Option<Entry> {
+        let mut item = normalize_item(raw);
+        if feature == Feature::Ratings {
+            item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
+        }
+        let item_key = canonical_key(&item);
+        let tokens = strong_tokens(&item);
+        let watched_at = item.watched_at.as_deref().and_then(parse_instant).map(OffsetDateTime::unix_timestamp);
+        let key = if feature == Feature::History { play_key(&item_key, watched_at) } else { item_key.clone() };
+        let rated_at = item.rated_at.as_deref().and_then(parse_instant);
+        let progress_at = item.progress_at.as_deref().and_then(parse_instant);
+        Some(Entry { key, item_key, tokens, item, watched_at, rated_at, progress_at })
+    }
+
+    /// The entry's key on its side: the canonical key, or for a history play
+    /// `<canonical key>@<watched_at epoch seconds>` (`@unknown` without a readable time).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The canonical key of the item ([`pal::keys::canonical_key`]).
+    pub fn item_key(&self) -> &str {
+        &self.item_key
+    }
+
+    /// The item's strong tokens ([`pal::keys::strong_tokens`]), plus those of duplicates of it
+    /// in the same snapshot.
+    pub fn tokens(&self) -> &BTreeSet<String> {
+        &self.tokens
+    }
+
+    /// The normalised item (for ratings, with its rating normalised to 1–10).
+    pub fn item(&self) -> &InventoryItem {
+        &self.item
+    }
+
+    /// A history play's time, in epoch seconds.
+    pub fn watched_at(&self) -> Option<i64> {
+        self.watched_at
+    }
+
+    /// When the rating was given, when readable.
+    pub fn rated_at(&self) -> Option<OffsetDateTime> {
+        self.rated_at
+    }
+
+    /// When the playback position was recorded, when readable.
+    pub fn progress_at(&self) -> Option<OffsetDateTime> {
+        self.progress_at
+    }
+}
+
+/// The key of a history play.
+fn play_key(item_key: &str, watched_at: Option<i64>) -> String {
+    match watched_at {
+        Some(epoch) => format!("{item_key}@{epoch}"),
+        None => format!("{item_key}@{UNKNOWN_PLAY_TIME}"),
+    }
+}
+
+/// The items of one side and feature, indexed once: an inventory.
+///
+/// Entries are kept in key order (so everything derived from a side is deterministic). Two
+/// indexes make matching O(1) per token: canonical key → entries (several for history: one per
+/// play) and the alias index, strong token → canonical keys.
+///
+/// When a snapshot holds the same entry key twice, the first item wins and the duplicate's
+/// strong tokens are added to it (so it still matches under every id either copy carried). When
+/// two different items share a token (a data error of the provider), the alias index keeps both:
+/// matching finds every item that could be meant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    feature: Feature,
+    entries: BTreeMap<String, Entry>,
+    by_item: HashMap<String, Vec<String>>,
+    aliases: HashMap<String, Vec<String>>,
+}
+
+impl Inventory {
+    /// An empty side.
+    pub fn empty(feature: Feature) -> Inventory {
+        Inventory { feature, entries: BTreeMap::new(), by_item: HashMap::new(), aliases: HashMap::new() }
+    }
+
+    /// Normalises and indexes `items` (ratings that normalise to none are left out).
+    pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
+        let mut side = Inventory::empty(feature);
+        for entry in items.into_iter().filter_map(|raw| Entry::new(feature, raw)) {
+            side.insert(entry);
+        }
+        side
+    }
+
+    fn from_entries(feature: Feature, entries: impl IntoIterator<Item = Entry>) -> Inventory {
+        let mut side = Inventory::empty(feature);
+        for entry in entries {
+            side.insert(entry);
+        }
+        side
+    }
+
+    /// Adds an entry (first wins on an equal key; its tokens are merged in).
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        if let Some(existing) = self.entries.get_mut(&entry.key) {
+            let item_key = existing.item_key.clone();
+            for token in entry.tokens {
+                if existing.tokens.insert(token.clone()) {
+                    push_unique(self.aliases.entry(token).or_default(), &item_key);
+                }
+            }
+            return;
+        }
+        push_unique(self.by_item.entry(entry.item_key.clone()).or_default(), &entry.key);
+        for token in &entry.tokens {
+            push_unique(self.aliases.entry(token.clone()).or_default(), &entry.item_key);
+        }
+        self.entries.insert(entry.key.clone(), entry);
+    }
+
+    /// The feature this side holds.
+    pub fn feature(&self) -> Feature {
+        self.feature
+    }
+
+    /// How many entries (history: plays).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The entry with this key.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// The entries of this side that are the same item as `other` (an entry of any side): same
+    /// canonical key or a shared strong token, as [`pal::keys::same_item`] decides, found
+    /// through the indexes. For history, every play of those items. In key order.
+    pub fn same_item(&self, other: &Entry) -> Vec<&Entry> {
+        let mut items: BTreeSet<&str> = BTreeSet::new();
+        if self.by_item.contains_key(&other.item_key) {
+            items.insert(&other.item_key);
+        }
+        for token in &other.tokens {
+            if let Some(keys) = self.aliases.get(token) {
+                items.extend(keys.iter().map(String::as_str));
+            }
+        }
+        let mut entries: Vec<&Entry> = items
+            .into_iter()
+            .filter_map(|item| self.by_item.get(item))
+            .flatten()
+            .filter_map(|key| self.entries.get(key))
+            .collect();
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|a, b| a.key == b.key);
+        entries
+    }
+
+    /// The items to persist as the next baseline, by entry key: every item [`persistable`]
+    /// accepts. Keyed by entry key, not canonical key, so a history baseline keeps every play
+    /// (keyed by canonical key, all plays of a title but one would look deleted next run).
+    pub fn persistable_items(&self) -> BTreeMap<String, InventoryItem> {
+        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key.clone(), e.item.clone())).collect()
+    }
+
+    /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
+    /// that are the same item (history: the same play, within a minute), and is added.
+    fn overlay(&self, delta: &Inventory) -> Inventory {
+        let mut entries = self.entries.clone();
+        for entry in delta.entries() {
+            for old in self.same_item(entry) {
+                if self.feature != Feature::History || same_play_time(old.watched_at, entry.watched_at) {
+                    entries.remove(&old.key);
+                }
+            }
+            entries.insert(entry.key.clone(), entry.clone());
+        }
+        Inventory::from_entries(self.feature, entries.into_values())
+    }
+}
+
+fn push_unique(keys: &mut Vec<String>, key: &str) {
+    if !keys.iter().any(|k| k == key) {
+        keys.push(key.to_owned());
+        keys.sort();
+    }
+}
+
+/// Whether two play times are the same play: both known and less than [`PLAY_WINDOW_SECONDS`]
+/// apart, or both unknown.
+pub(crate) fn same_play_time(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.abs_diff(b) < PLAY_WINDOW_SECONDS,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// A side after ingest: what the planner works from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    /// The effective inventory: the snapshot (`present`), the baseline with the snapshot laid
+    /// over it (`delta`), or the baseline when the snapshot is suspect.
+    pub current: Inventory,
+    /// The previous baseline, when there is one.
+    pub baseline: Option<Inventory>,
+    /// The drop guard found the snapshot suspect: the baseline stands in for it and the planner
+    /// plans no removals in this feature. The state store must keep the previous baseline and
+    /// checkpoint.
+    pub suspect: bool,
+    /// What ingest found (the drop guard's reason, ratings that normalised to none).
+    pub findings: Vec<Finding>,
+}
+
+impl Ingested {
+    /// The feature.
+    pub fn feature(&self) -> Feature {
+        self.current.feature
+    }
+}
+
+/// Ingests one side's snapshot of `feature` against its previous baseline.
+///
+/// - `present`: the snapshot is the inventory, unless the drop guard finds it suspect
+///   ([`guards::is_suspect_drop`]): then the baseline stands in and a warning finding says why.
+/// - `delta`: the effective inventory is the baseline with the snapshot laid over it (an entry
+///   replaces the baseline's entries of the same item); no drop guard.
+pub fn ingest(feature: Feature, snapshot: &Snapshot, baseline: Option<&Baseline>) -> Ingested {
+    let mut findings = Vec::new();
+    let unrated = if feature == Feature::Ratings {
+        snapshot.items.iter().filter(|i| i.rating.and_then(|r| normalize_rating(f64::from(r))).is_none()).count()
+    } else {
+        0
+    };
+    if unrated > 0 {
+        findings.push(Finding {
+            rule_id: UNRATED_RULE.to_owned(),
+            severity: Severity::Info,
+            message: format!("{unrated} ratings item(s) without a rating in 1–10 were left out"),
+            scope_id: None,
+            evidence: Some(json!({ "count": unrated })),
+        });
+    }
+    let snap = Inventory::new(feature, &snapshot.items);
+    let base = baseline.map(|b| Inventory::new(feature, &b.items));
+    let (current, suspect) = match (snapshot.semantics, &base) {
+        (IndexSemantics::Delta, Some(base)) => (base.overlay(&snap), false),
+        (IndexSemantics::Delta, None) => (snap, false),
+        (IndexSemantics::Present, Some(base)) => {
+            let previous_checkpoint = baseline.and_then(|b| b.checkpoint.as_deref());
+            let advanced = guards::checkpoint_advanced(previous_checkpoint, snapshot.checkpoint.as_deref());
+            if guards::is_suspect_drop(base.len(), snap.len(), advanced) {
+                findings.push(Finding {
+                    rule_id: DROP_GUARD_RULE.to_owned(),
+                    severity: Severity::Warning,
+                    message: format!(
+                        "{feature} snapshot is suspect: {} item(s) where the baseline had {} and the checkpoint \
+                         has not advanced; the baseline stands in and no removals are planned",
+                        snap.len(),
+                        base.len()
+                    ),
+                    scope_id: None,
+                    evidence: Some(json!({
+                        "feature": feature,
+                        "snapshot_count": snap.len(),
+                        "baseline_count": base.len(),
+                        "threshold": guards::drop_guard_threshold(base.len()),
+                        "checkpoint_previous": previous_checkpoint,
+                        "checkpoint_current": snapshot.checkpoint,
+                    })),
+                });
+                (base.clone(), true)
+            } else {
+                (snap, false)
+            }
+        }
+        (IndexSemantics::Present, None) => (snap, false),
+    };
+    Ingested { current, baseline: base, suspect, findings }
+}
+
+/// Whether an item may be persisted in a baseline. Not when it carries `_cw_transient: true`,
+/// `_cw_skip_persist: true`, `_cw_persist: false`, or a vendor payload with `ignored: true`
+/// (`extra.<vendor>.ignored`). Flags must be JSON booleans; anything else is not a flag.
+///
+/// Such items are still synced; they are only never remembered, so their disappearance is never
+/// observed as a deletion.
+pub fn persistable(item: &InventoryItem) -> bool {
+    let flag = |name: &str| item.extra.get(name).and_then(Value::as_bool);
+    if flag("_cw_transient") == Some(true)
+        || flag("_cw_skip_persist") == Some(true)
+        || flag("_cw_persist") == Some(false)
+    {
+        return false;
+    }
+    !item.extra.values().any(|v| v.as_object().and_then(|o| o.get("ignored")).and_then(Value::as_bool) == Some(true))
+}
+
+/// A rating normalised to an integer 1–10, or `None`.
+///
+/// - `≤ 0` (and NaN): none;
+/// - `(0, 10]`: rounded half up, at least 1 (a positive rating is never "unrated");
+/// - `(10, 100]`: divided by 10, rounded half up (`85` → 9, `15` → 2, `11` → 1);
+/// - above 100: none (no scale we know of; the contract is silent, and guessing would write a
+///   wrong rating).
+///
+/// ```
+/// use cw_orchestrator::ingest::normalize_rating;
+/// assert_eq!(normalize_rating(8.0), Some(8));
+/// assert_eq!(normalize_rating(85.0), Some(9));
+/// assert_eq!(normalize_rating(0.0), None);
+/// ```
+pub fn normalize_rating(value: f64) -> Option<u8> {
+    if value.is_nan() || value <= 0.0 || value > 100.0 {
+        return None;
+    }
+    let scaled = if value > 10.0 { value / 10.0 } else { value };
+    // An integer in 1..=10, so the cast is exact.
+    Some((scaled + 0.5).floor().clamp(1.0, 10.0) as u8)
+}
+
+/// Parses an RFC 3339 timestamp, or a string of digits as epoch seconds (some vendors report
+/// those).
+pub(crate) fn parse_instant(text: &str) -> Option<OffsetDateTime> {
+    let text = text.trim();
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(at);
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<i64>().ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+    }
+    None
+}

@@ -1,0 +1,364 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Ingest (CONTRACTS §3): ids normalised once, canonical keys, one alias index per side and
+//! matching through it ("Items and keys"); present vs delta snapshots, persistence flags and the
+//! drop guard ("Index semantics", "Guardrails"); rating normalisation; history play keys.
+
+use std::collections::BTreeSet;
+
+use admit_core::Severity;
+use cw_orchestrator::ingest::{Baseline, Snapshot, ingest, normalize_rating, persistable};
+use cw_orchestrator::ingest::{DROP_GUARD_RULE, Inventory, UNRATED_RULE};
+use pal::inventory::{Feature, IndexSemantics, InventoryItem};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn item(json: Value) -> InventoryItem {
+    serde_json::from_value(json).unwrap()
+}
+
+fn items_of(values: &[Value]) -> Vec<InventoryItem> {
+    values.iter().cloned().map(item).collect()
+}
+
+fn inventory(feature: Feature, items: &[Value]) -> Inventory {
+    Inventory::new(feature, &items_of(items))
+}
+
+fn keys(side: &Inventory) -> Vec<&str> {
+    side.entries().map(|e| e.key()).collect()
+}
+
+/// Whether `probe` (ingested on its own side) finds a match on `side`.
+fn finds(side: &Inventory, probe: Value) -> Vec<String> {
+    let probe = Inventory::new(side.feature(), &[item(probe)]);
+    let entry = probe.entries().next().unwrap();
+    side.same_item(entry).into_iter().map(|e| e.key().to_owned()).collect()
+}
+
+fn movies(n: usize) -> Vec<InventoryItem> {
+    (1..=n).map(|i| item(json!({"type": "movie", "ids": {"tmdb": i.to_string()}}))).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items and keys
+
+#[test]
+fn ids_are_normalised_once_at_ingest() {
+    let side = inventory(
+        Feature::Watchlist,
+        &[json!({"type": "movie", "imdb": "https://www.imdb.com/title/TT0113277/", "tmdb": 949,
+                  "ids": {"trakt": " 1,234 ", "tvdb": "null", "guid": "com.plexapp.agents.thetvdb://81189?lang=en"}})],
+    );
+    let entry = side.get("tmdb:949").expect("keyed by tmdb, the first of the key priority");
+    let ids = &entry.item().ids;
+    assert_eq!(ids["imdb"], "tt0113277");
+    assert_eq!(ids["tmdb"], "949");
+    assert_eq!(ids["trakt"], "1234");
+    assert_eq!(ids["tvdb"], "81189", "parsed out of the guid; the sentinel was dropped");
+    assert!(!entry.item().extra.contains_key("imdb"), "top-level ids moved into ids");
+    let expected: BTreeSet<String> =
+        ["imdb:tt0113277", "tmdb:949", "trakt:1234", "tvdb:81189"].iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(entry.tokens(), &expected);
+}
+
+#[test]
+fn keys_are_lower_case() {
+    let side = inventory(
+        Feature::Watchlist,
+        &[
+            json!({"ids": {"slug": "HEAT-1995"}}),
+            json!({"title": "The THING", "year": 1982}),
+            json!({"ids": {"IMDB": "TT1"}}),
+        ],
+    );
+    assert_eq!(keys(&side), ["imdb:tt1", "movie|title:the thing|year:1982", "slug:heat-1995"]);
+}
+
+#[test]
+fn same_canonical_key_matches() {
+    let side = inventory(Feature::Watchlist, &[json!({"ids": {"tmdb": "949"}})]);
+    assert_eq!(finds(&side, json!({"ids": {"tmdb": " 949 ", "imdb": "tt0113277"}})), ["tmdb:949"]);
+    // Title/year keys too (no strong tokens at all).
+    let side2 = self::inventory(Feature::Watchlist, &[json!({"title": "Heat", "year": 1995})]);
+    assert_eq!(finds(&side2, json!({"title": " HEAT ", "year": 1995})), ["movie|title:heat|year:1995"]);
+    assert!(finds(&side2, json!({"title": "Heat", "year": 1996})).is_empty());
+}
+
+#[test]
+fn a_shared_strong_token_matches_items_keyed_differently() {
+    // Keyed imdb on one side, tmdb on the other; they share the imdb token.
+    let side = inventory(Feature::Watchlist, &[json!({"ids": {"imdb": "tt0113277", "trakt": "7"}})]);
+    assert_eq!(finds(&side, json!({"ids": {"tmdb": "949", "imdb": "TT0113277"}})), ["imdb:tt0113277"]);
+    // ... or only a trakt token.
+    assert_eq!(finds(&side, json!({"ids": {"tmdb": "949", "trakt": "7"}})), ["imdb:tt0113277"]);
+    // Nothing shared: no match.
+    assert!(finds(&side, json!({"ids": {"tmdb": "949", "trakt": "8"}})).is_empty());
+}
+
+#[test]
+fn weak_ids_alone_do_not_match() {
+    // slug, plex, simkl are not strong tokens: sharing them is not enough when keys differ.
+    let side =
+        inventory(Feature::Watchlist, &[json!({"ids": {"tmdb": "1", "slug": "heat", "plex": "5", "simkl": "9"}})]);
+    assert!(finds(&side, json!({"ids": {"tmdb": "2", "slug": "heat", "plex": "5", "simkl": "9"}})).is_empty());
+}
+
+#[test]
+fn episodes_match_by_show_tokens_with_their_fragment() {
+    let side = inventory(
+        Feature::History,
+        &[json!({"type": "episode", "show_ids": {"tvdb": "81189"}, "season": 1, "episode": 2,
+                  "watched_at": "2026-01-01T00:00:00Z"})],
+    );
+    // Keyed imdb#s01e02 here, tvdb#s01e02 there: the shared token is tvdb:81189#s01e02.
+    let same =
+        json!({"type": "episode", "show_ids": {"imdb": "tt0903747", "tvdb": "81189"}, "season": 1, "episode": 2});
+    assert_eq!(finds(&side, same), ["tvdb:81189#s01e02@1767225600"]);
+    // Another episode of the same show does not match.
+    let other = json!({"type": "episode", "show_ids": {"tvdb": "81189"}, "season": 1, "episode": 3});
+    assert!(finds(&side, other).is_empty());
+    // An episode known only by its own id matches the same episode keyed by its show.
+    let side = self::inventory(
+        Feature::Watchlist,
+        &[
+            json!({"type": "episode", "show_ids": {"tvdb": "81189"}, "ids": {"tvdb": "349232"}, "season": 1, "episode": 2}),
+        ],
+    );
+    assert_eq!(finds(&side, json!({"type": "episode", "ids": {"tvdb": "349232"}})), ["tvdb:81189#s01e02"]);
+}
+
+#[test]
+fn duplicates_in_one_snapshot_keep_the_first_and_every_token() {
+    let side = inventory(
+        Feature::Watchlist,
+        &[
+            json!({"ids": {"tmdb": "1", "imdb": "tt1"}, "title": "first"}),
+            json!({"ids": {"tmdb": "1", "trakt": "3"}, "title": "second"}),
+        ],
+    );
+    assert_eq!(side.len(), 1);
+    let entry = side.get("tmdb:1").unwrap();
+    assert_eq!(entry.item().title.as_deref(), Some("first"));
+    assert!(entry.tokens().contains("trakt:3"));
+    assert_eq!(finds(&side, json!({"ids": {"trakt": "3"}})), ["tmdb:1"]);
+}
+
+#[test]
+fn history_plays_are_keyed_by_watched_at_epoch_seconds() {
+    let side = inventory(
+        Feature::History,
+        &[
+            json!({"ids": {"tmdb": "1"}, "watched_at": "2026-01-01T01:00:00+01:00"}),
+            json!({"ids": {"tmdb": "1"}, "watched_at": "2026-01-02T00:00:00Z"}),
+            json!({"ids": {"tmdb": "1"}, "watched_at": "1767225600"}),
+            json!({"ids": {"tmdb": "2"}}),
+        ],
+    );
+    // 01:00+01:00 and the epoch string are the same instant: one play.
+    assert_eq!(keys(&side), ["tmdb:1@1767225600", "tmdb:1@1767312000", "tmdb:2@unknown"]);
+    assert_eq!(side.get("tmdb:1@1767312000").unwrap().watched_at(), Some(1_767_312_000));
+}
+
+prop_compose! {
+    fn movie()(tmdb in proptest::option::of(1u8..6), imdb in proptest::option::of(1u8..6),
+               trakt in proptest::option::of(1u8..6), slug in proptest::option::of(1u8..3),
+               title in proptest::option::of(1u8..3)) -> InventoryItem {
+        let mut ids = pal::inventory::Ids::new();
+        if let Some(v) = tmdb { ids.insert("tmdb".into(), v.to_string()); }
+        if let Some(v) = imdb { ids.insert("imdb".into(), format!("tt{v}")); }
+        if let Some(v) = trakt { ids.insert("trakt".into(), v.to_string()); }
+        if let Some(v) = slug { ids.insert("slug".into(), format!("s{v}")); }
+        InventoryItem { ids, title: title.map(|t| format!("T{t}")), ..Default::default() }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The alias index finds exactly the items `pal::keys::same_item` calls the same.
+    #[test]
+    fn the_alias_index_agrees_with_same_item(items in proptest::collection::vec(movie(), 0..8), probe in movie()) {
+        let side = Inventory::new(Feature::Watchlist, &items);
+        let probe_side = Inventory::new(Feature::Watchlist, std::slice::from_ref(&probe));
+        let found: BTreeSet<&str> = side.same_item(probe_side.entries().next().unwrap()).iter().map(|e| e.key()).collect();
+        // Brute force over the raw items: which entries hold an item that is the same as the
+        // probe (an entry stands for every raw item with its key, duplicates included).
+        let expected: BTreeSet<&str> = side
+            .entries()
+            .filter(|e| items.iter().any(|raw| pal::keys::canonical_key(raw) == e.key() && pal::keys::same_item(raw, &probe)))
+            .map(|e| e.key())
+            .collect();
+        prop_assert_eq!(found, expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Index semantics
+
+#[test]
+fn a_present_snapshot_is_the_inventory() {
+    let baseline = Baseline { items: movies(3), checkpoint: None };
+    let ingested = ingest(Feature::Watchlist, &Snapshot::present(movies(2)), Some(&baseline));
+    assert_eq!(keys(&ingested.current), ["tmdb:1", "tmdb:2"]);
+    assert_eq!(ingested.baseline.as_ref().map(Inventory::len), Some(3));
+    assert!(!ingested.suspect);
+}
+
+#[test]
+fn a_delta_snapshot_is_laid_over_the_baseline() {
+    let baseline = Baseline {
+        items: vec![item(json!({"ids": {"imdb": "tt1"}, "title": "old"})), item(json!({"ids": {"tmdb": "2"}}))],
+        checkpoint: None,
+    };
+    // The delta re-keys tt1 (now with a tmdb id: same item, new key) and adds tmdb:3.
+    let delta = Snapshot {
+        items: vec![
+            item(json!({"ids": {"imdb": "tt1", "tmdb": "1"}, "title": "new"})),
+            item(json!({"ids": {"tmdb": "3"}})),
+        ],
+        semantics: IndexSemantics::Delta,
+        checkpoint: None,
+    };
+    let ingested = ingest(Feature::Watchlist, &delta, Some(&baseline));
+    assert_eq!(keys(&ingested.current), ["tmdb:1", "tmdb:2", "tmdb:3"], "baseline ∪ delta, the same item once");
+    assert_eq!(ingested.current.get("tmdb:1").unwrap().item().title.as_deref(), Some("new"));
+    // Without a baseline a delta is all there is.
+    assert_eq!(keys(&ingest(Feature::Watchlist, &delta, None).current), ["tmdb:1", "tmdb:3"]);
+}
+
+#[test]
+fn a_delta_snapshot_has_no_drop_guard() {
+    let baseline = Baseline { items: movies(100), checkpoint: None };
+    let delta = Snapshot { items: vec![], semantics: IndexSemantics::Delta, checkpoint: None };
+    let ingested = ingest(Feature::Watchlist, &delta, Some(&baseline));
+    assert!(!ingested.suspect);
+    assert!(ingested.findings.is_empty());
+    assert_eq!(ingested.current.len(), 100);
+}
+
+#[test]
+fn persistence_flags_keep_items_out_of_baselines() {
+    let table = [
+        (json!({"_cw_transient": true}), false),
+        (json!({"_cw_transient": false}), true),
+        (json!({"_cw_skip_persist": true}), false),
+        (json!({"_cw_persist": false}), false),
+        (json!({"_cw_persist": true}), true),
+        (json!({"plex": {"ignored": true, "ratingKey": "5"}}), false),
+        (json!({"jellyfin": {"ignored": false}}), true),
+        (json!({"_cw_transient": "yes"}), true), // flags are booleans
+        (json!({}), true),
+    ];
+    for (flags, expected) in table {
+        let mut raw = json!({"ids": {"tmdb": "1"}});
+        raw.as_object_mut().unwrap().extend(flags.as_object().unwrap().clone());
+        let item = item(raw);
+        assert_eq!(persistable(&item), expected, "{flags}");
+        let side = Inventory::new(Feature::Watchlist, std::slice::from_ref(&item));
+        assert_eq!(side.len(), 1, "flagged items are still synced");
+        assert_eq!(side.persistable_items().len(), usize::from(expected), "{flags}");
+    }
+    // Baselines are keyed by entry key: a history baseline keeps every play.
+    let plays = items_of(&[
+        json!({"ids": {"tmdb": "1"}, "watched_at": "100"}),
+        json!({"ids": {"tmdb": "1"}, "watched_at": "200"}),
+        json!({"ids": {"tmdb": "1"}, "watched_at": "300", "_cw_transient": true}),
+    ]);
+    let history = Inventory::new(Feature::History, &plays);
+    assert_eq!(history.persistable_items().keys().collect::<Vec<_>>(), ["tmdb:1@100", "tmdb:1@200"]);
+    {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drop guard (at ingest)
+
+#[test]
+fn a_suspect_empty_snapshot_is_replaced_by_its_baseline() {
+    let baseline = Baseline { items: movies(40), checkpoint: Some("2026-01-01T00:00:00Z".into()) };
+    let empty = Snapshot { checkpoint: Some("2026-01-01T00:00:00Z".into()), ..Snapshot::present(vec![]) };
+    let ingested = ingest(Feature::Watchlist, &empty, Some(&baseline));
+    assert!(ingested.suspect);
+    assert_eq!(ingested.current.len(), 40, "the baseline stands in");
+    let finding = ingested.findings.iter().find(|f| f.rule_id == DROP_GUARD_RULE).expect("a finding says why");
+    assert_eq!(finding.severity, Severity::Warning);
+    let evidence = finding.evidence.as_ref().unwrap();
+    assert_eq!(evidence["snapshot_count"], 0);
+    assert_eq!(evidence["baseline_count"], 40);
+    assert_eq!(evidence["threshold"], 4);
+}
+
+#[test]
+fn the_drop_guard_needs_a_collapse_a_big_baseline_and_a_still_checkpoint() {
+    let at = |s: &'static str| Some(s);
+    // (baseline size, snapshot size, previous checkpoint, current checkpoint, suspect)
+    type Case = (usize, usize, Option<&'static str>, Option<&'static str>, bool);
+    let table: &[Case] = &[
+        (20, 0, None, None, true),
+        (19, 0, None, None, false), // baseline too small to judge
+        (20, 2, None, None, true),  // max(1, 10 % of 20) = 2
+        (20, 3, None, None, false),
+        (100, 10, None, None, true), // 10 % of 100
+        (100, 11, None, None, false),
+        (100, 0, at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z"), true),
+        (100, 0, at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"), false), // advanced
+        (100, 0, at("2026-01-02T00:00:00Z"), at("2026-01-01T00:00:00Z"), true),  // went back
+        (100, 0, None, at("2026-01-02T00:00:00Z"), true),                        // no previous checkpoint: no evidence
+    ];
+    for (previous, current, previous_checkpoint, checkpoint, suspect) in table {
+        let baseline = Baseline { items: movies(*previous), checkpoint: previous_checkpoint.map(str::to_owned) };
+        let snapshot = Snapshot { checkpoint: checkpoint.map(str::to_owned), ..Snapshot::present(movies(*current)) };
+        let ingested = ingest(Feature::Watchlist, &snapshot, Some(&baseline));
+        assert_eq!(ingested.suspect, *suspect, "{previous} → {current}, {previous_checkpoint:?} → {checkpoint:?}");
+        assert_eq!(ingested.findings.iter().any(|f| f.rule_id == DROP_GUARD_RULE), *suspect);
+        assert_eq!(ingested.current.len(), if *suspect { *previous } else { *current });
+    }
+    // No baseline: nothing to compare with.
+    assert!(!ingest(Feature::Watchlist, &Snapshot::present(vec![]), None).suspect);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ratings
+
+#[test]
+fn ratings_normalise_to_integers_one_to_ten() {
+    let table: &[(f64, Option<u8>)] = &[
+        (-1.0, None),
+        (0.0, None),
+        (f64::NAN, None),
+        (0.4, Some(1)), // positive: never unrated
+        (1.0, Some(1)),
+        (7.0, Some(7)),
+        (7.5, Some(8)), // half up
+        (7.49, Some(7)),
+        (10.0, Some(10)),
+        (11.0, Some(1)), // (10, 100]: divided by 10
+        (15.0, Some(2)), // 1.5 → 2, half up
+        (85.0, Some(9)),
+        (84.0, Some(8)),
+        (100.0, Some(10)),
+        (100.5, None),
+        (150.0, None),
+    ];
+    for (value, expected) in table {
+        assert_eq!(normalize_rating(*value), *expected, "{value}");
+    }
+}
+
+#[test]
+fn ratings_are_normalised_at_ingest_and_unrated_items_left_out() {
+    let ingested = ingest(
+        Feature::Ratings,
+        &Snapshot::present(vec![
+            item(json!({"ids": {"tmdb": "1"}, "rating": 85})),
+            item(json!({"ids": {"tmdb": "2"}, "rating": 0})),
+            item(json!({"ids": {"tmdb": "3"}, "rating": 150})),
+            item(json!({"ids": {"tmdb": "4"}})),
+            item(json!({"ids": {"tmdb": "5"}, "rating": 6})),
+        ]),
+        None,
+    );
+    let ratings: Vec<(&str, Option<u8>)> = ingested.current.entries().map(|e| (e.key(), e.item().rating)).collect();
+    assert_eq!(ratings, [("tmdb:1", Some(9)), ("tmdb:5", Some(6))]);
+    let finding = ingested.findings.iter().find(|f| f.rule_id == UNRATED_RULE).unwrap();
+    assert_eq!(finding.evidence.as_ref().unwrap()["count"], 3);
+}

@@ -1,0 +1,440 @@
+//! `file`: a read-only inventory of one feature, read from a file — a JSON list of items or an
+//! IMDb CSV export ([`crate::imdb`]). The file is read and checked when the adapter is built
+//! (a bad file is a config error naming file, line and field), and read again by every
+//! `build_index` and `health`, so edits show up without a reload. Writes are refused as
+//! unsupported: the file is never written.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use admit_core::{ErrorClass, ErrorCode, ProviderError, ProviderPhase};
+use pal::inventory::{
+    Feature, Features, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider, WriteResult,
+};
+use pal::{Capability, HealthReport, HealthStatus, async_trait, keys};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::imdb::{self, CsvKind};
+
+/// The error scope of `file`.
+pub const SCOPE: &str = "inventory/file";
+
+/// Files larger than this are refused (an inventory file is a few megabytes at most).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How to read the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// JSON when the first character (after a BOM and whitespace) is `[` or `{`, else IMDb CSV.
+    #[default]
+    Auto,
+    /// An array of items, or an object `{key: item}` (keys are ignored: items are keyed by their
+    /// ids).
+    Json,
+    /// An IMDb CSV export: the ratings export or a list/watchlist export.
+    ImdbCsv,
+}
+
+/// Settings of `file`.
+///
+/// ```
+/// use providers_local::{FileFormat, FileSettings};
+/// let settings: FileSettings =
+///     serde_json::from_value(serde_json::json!({"path": "ratings.csv", "format": "imdb_csv"})).unwrap();
+/// assert_eq!(settings.format, FileFormat::ImdbCsv);
+/// assert_eq!(settings.feature, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// The file. A relative path is relative to the working directory of the process.
+    pub path: PathBuf,
+    /// `auto` (default), `json` or `imdb_csv`.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// The one feature the file holds. Default: `ratings` for an IMDb ratings export,
+    /// `watchlist` for an IMDb list export and for JSON.
+    #[serde(default)]
+    pub feature: Option<Feature>,
+    /// The provider name in config and state (default `FILE`): `[A-Za-z0-9_.-]+`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The human-readable name (default `File <file name>`).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A file that cannot be used, naming the file and, when known, the line, column and field.
+///
+/// ```
+/// use providers_local::FileError;
+/// let error = FileError::at("ratings.csv".as_ref(), Some(3), None, Some("Your Rating"), "`eleven` is not a rating");
+/// assert_eq!(error.to_string(), "ratings.csv:3: Your Rating: `eleven` is not a rating");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The line (1-based), when the problem has one.
+    pub line: Option<u64>,
+    /// The column (1-based), when known.
+    pub column: Option<u64>,
+    /// The column name (CSV) or item path (JSON, e.g. `[3].rating`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The file could not be read at all (missing, unreadable), rather than read and refused.
+    pub unreadable: bool,
+}
+
+impl FileError {
+    /// An error about `path`.
+    pub fn at(
+        path: &Path,
+        line: Option<u64>,
+        column: Option<u64>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        FileError {
+            path: path.to_owned(),
+            line,
+            column,
+            field: field.map(str::to_owned),
+            message: message.into(),
+            unreadable: false,
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// What the file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON items.
+    Json,
+    /// An IMDb CSV export.
+    ImdbCsv(CsvKind),
+}
+
+/// Reads the file (bounded by [`MAX_FILE_BYTES`]) as UTF-8 text without its BOM.
+fn read(path: &Path) -> Result<String, FileError> {
+    let unreadable = |message: String| FileError { unreadable: true, ..FileError::at(path, None, None, None, message) };
+    let size = std::fs::metadata(path).map_err(|e| unreadable(format!("cannot read: {e}")))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(FileError::at(
+            path,
+            None,
+            None,
+            None,
+            format!("{size} bytes, larger than the {MAX_FILE_BYTES} bytes an inventory file may have"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        FileError::at(path, Some(line), None, None, "not UTF-8 text")
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
+}
+
+fn looks_like_json(text: &str) -> bool {
+    matches!(text.trim_start().chars().next(), Some('[' | '{'))
+}
+
+/// The items of a JSON file: an array of items or an object of items (in key order). Each
+/// item is normalised; an item with neither ids nor a title is refused, naming it.
+pub fn parse_json(path: &Path, text: &str) -> Result<Vec<InventoryItem>, FileError> {
+    json_items(path, text).map(|items| items.into_iter().map(|(_, item)| item).collect())
+}
+
+/// The items of a JSON file with where each stands (`[3]`, or the object key in quotes).
+fn json_items(path: &Path, text: &str) -> Result<Vec<(String, InventoryItem)>, FileError> {
+    let serde_error = |e: serde_json::Error| {
+        let (line, column) = (e.line() as u64, e.column() as u64);
+        FileError::at(path, (line > 0).then_some(line), (column > 0).then_some(column), None, e.to_string())
+    };
+    let items: Vec<(String, InventoryItem)> = match text.trim_start().chars().next() {
+        Some('[') => serde_json::from_str::<Vec<InventoryItem>>(text)
+            .map_err(serde_error)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| (format!("[{i}]"), item))
+            .collect(),
+        Some('{') => serde_json::from_str::<BTreeMap<String, InventoryItem>>(text)
+            .map_err(serde_error)?
+            .into_iter()
+            .map(|(key, item)| (Value::String(key).to_string(), item))
+            .collect(),
+        _ => {
+            let message = "expected JSON: an array of items or an object of items";
+            return Err(FileError::at(path, None, None, None, message));
+        }
+    };
+    items
+        .into_iter()
+        .map(|(at, item)| {
+            let item = keys::normalize_item(&item);
+            if item.ids.is_empty()
+                && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
+                && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
+            {
+                return Err(FileError::at(path, None, None, Some(&at), "the item has no ids and no title"));
+            }
+            Ok((at, item))
+        })
+        .collect()
+}
+
+/// Checks items against the feature: ratings need a rating from 1 to 10.
+fn check_feature(path: &Path, feature: Feature, items: &[(String, InventoryItem)]) -> Result<(), FileError> {
+    if feature == Feature::Ratings {
+        for (at, item) in items {
+            if !item.rating.is_some_and(|r| (1..=10).contains(&r)) {
+                let found = item.rating.map_or("none".to_owned(), |r| r.to_string());
+                let message = format!("a rating must be an integer from 1 to 10 (found {found})");
+                return Err(FileError::at(path, None, None, Some(&format!("{at}.rating")), message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One entry per key (history: per play): a repeated entry replaces the earlier one, in its
+/// place, as if the file's rows were applied in order.
+fn dedupe(feature: Feature, items: Vec<InventoryItem>) -> Vec<InventoryItem> {
+    let mut positions: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<InventoryItem> = Vec::with_capacity(items.len());
+    for item in items {
+        let mut key = keys::canonical_key(&item);
+        if feature == Feature::History {
+            key = format!("{key}@{}", crate::store::play_of(item.watched_at.as_deref()));
+        }
+        match positions.get(&key) {
+            Some(&at) => out[at] = item,
+            None => {
+                positions.insert(key, out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Reads and parses a file: what it is and its items for `feature` (when given; else the
+/// kind's default feature).
+pub fn load(
+    path: &Path,
+    format: FileFormat,
+    feature: Option<Feature>,
+) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
+    let text = read(path)?;
+    let json = match format {
+        FileFormat::Auto => looks_like_json(&text),
+        FileFormat::Json => true,
+        FileFormat::ImdbCsv => false,
+    };
+    if json {
+        let feature = feature.unwrap_or(Feature::Watchlist);
+        let items = json_items(path, &text)?;
+        check_feature(path, feature, &items)?;
+        Ok((Kind::Json, feature, dedupe(feature, items.into_iter().map(|(_, item)| item).collect())))
+    } else {
+        let export = imdb::parse(path, &text, feature)?;
+        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(export.feature, export.items)))
+    }
+}
+
+/// `file`: a read-only inventory of one feature.
+pub struct FileInventory {
+    name: String,
+    label: String,
+    path: PathBuf,
+    format: FileFormat,
+    kind: Kind,
+    feature: Feature,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for FileInventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileInventory")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("feature", &self.feature)
+            .finish_non_exhaustive()
+    }
+}
+
+fn phase(op: &str) -> ProviderPhase {
+    Capability::Inventory.op(op).map(|spec| spec.phase).unwrap_or(ProviderPhase::Execute)
+}
+
+fn unsupported(op: &str, message: String) -> ProviderError {
+    ProviderError {
+        class: ErrorClass::Unsupported,
+        ..ProviderError::new(SCOPE, phase(op), format!("{op}: {message}")).with_code(ErrorCode::Unsupported)
+    }
+}
+
+/// The capabilities `file` declares: read-only, present snapshots, no checkpoints (a file's
+/// modification time would make a truncated export look like a legitimate change, defeating
+/// the drop guard), no observed deletes.
+pub fn file_capabilities() -> InventoryCapabilities {
+    InventoryCapabilities {
+        index_semantics: IndexSemantics::Present,
+        read_only: true,
+        ..InventoryCapabilities::default()
+    }
+}
+
+impl FileInventory {
+    /// The adapter name.
+    pub const NAME: &'static str = "file";
+
+    /// Reads and checks the file, deciding its format and feature. Errors name the file and,
+    /// where it applies, the line and field.
+    pub fn open(settings: FileSettings) -> Result<Self, FileError> {
+        let name = crate::provider_name(settings.name, "FILE")
+            .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
+        let (kind, feature, _) = load(&settings.path, settings.format, settings.feature)?;
+        let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
+            Some(file) => format!("File {}", file.to_string_lossy()),
+            None => "File".to_owned(),
+        });
+        Ok(FileInventory {
+            name,
+            label,
+            path: settings.path,
+            format: settings.format,
+            kind,
+            feature,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the file was when the adapter was built.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The one feature the file holds.
+    pub fn feature(&self) -> Feature {
+        self.feature
+    }
+
+    /// Calls received (every operation but the identity ones).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The file's items now (read again).
+    pub fn items(&self) -> Result<Vec<InventoryItem>, FileError> {
+        load(&self.path, self.format, Some(self.feature)).map(|(_, _, items)| items)
+    }
+
+    fn check_feature(&self, op: &str, feature: Feature) -> Result<(), ProviderError> {
+        if feature == self.feature {
+            Ok(())
+        } else {
+            Err(unsupported(
+                op,
+                format!("the file `{}` holds {} only, not {feature}", self.path.display(), self.feature),
+            ))
+        }
+    }
+
+    fn read_only(&self, op: &str, feature: Feature) -> ProviderError {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        match self.check_feature(op, feature) {
+            Err(e) => e,
+            Ok(()) => unsupported(
+                op,
+                format!("the file `{}` is a read-only inventory: cw never writes it", self.path.display()),
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl InventoryProvider for FileInventory {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn features(&self) -> Features {
+        let mut features = Features::default();
+        match self.feature {
+            Feature::Watchlist => features.watchlist = true,
+            Feature::Ratings => features.ratings = true,
+            Feature::History => features.history = true,
+            Feature::Progress => features.progress = true,
+            Feature::Playlists => features.playlists = true,
+        }
+        features
+    }
+
+    fn capabilities(&self) -> InventoryCapabilities {
+        file_capabilities()
+    }
+
+    async fn build_index(&self, feature: Feature) -> Result<Vec<InventoryItem>, ProviderError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.check_feature("build_index", feature)?;
+        self.items().map_err(|e| {
+            let code = if e.unreadable { ErrorCode::Io } else { ErrorCode::InvalidInput };
+            ProviderError::new(SCOPE, phase("build_index"), format!("build_index: {e}")).with_code(code)
+        })
+    }
+
+    async fn add(&self, _: Vec<InventoryItem>, feature: Feature, _: bool) -> Result<WriteResult, ProviderError> {
+        Err(self.read_only("add", feature))
+    }
+
+    async fn remove(&self, _: Vec<InventoryItem>, feature: Feature, _: bool) -> Result<WriteResult, ProviderError> {
+        Err(self.read_only("remove", feature))
+    }
+
+    async fn health(&self) -> HealthReport {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        match self.items() {
+            Ok(_) => HealthReport::ok(),
+            Err(e) => HealthReport { reason: Some(e.to_string()), ..HealthReport::with_status(HealthStatus::Down) },
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The SQLite side of `local`: the schema (versioned with `PRAGMA user_version`, created on
+//! first open), checkpoints, and the statements of each operation. Every write runs in one
+//! `BEGIN IMMEDIATE` transaction, so a crash leaves the old state or the new one; the database
+//! is in WAL mode with `synchronous = NORMAL` (a commit survives a process crash; the last
+//! commits before a power loss may roll back, never half-apply).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use pal::inventory::{Activities, Feature, InventoryItem};
+use pal::keys;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The schema version this build reads and writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a call waits for another connection's write lock before failing (retryably).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where checkpoints come from: the wall clock, replaceable for tests and embedding.
+pub type Clock = fn() -> OffsetDateTime;
+
+/// Schema version 1.
+///
+/// - `items`: one row per entry. `key` is `pal::keys::canonical_key` of the normalised item;
+///   `play` is the play's normalised `watched_at` for history and `''` otherwise, so
+///   `UNIQUE (feature, key, play)` makes one entry per key — and, for history, one row per
+///   play `<key>@<watched_at>`: a play is never stored twice, whichever connection adds it.
+/// - `tokens`: the strong tokens (`pal::keys::strong_tokens`) of each entry, so an item keyed
+///   differently (an IMDb id where the entry has a TMDB id) still finds its entry.
+/// - `checkpoints`: per feature, an RFC 3339 UTC time that advances on every write that
+///   changes the feature.
+const SCHEMA: &str = "
+CREATE TABLE items (
+    id      INTEGER PRIMARY KEY,
+    feature TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    play    TEXT NOT NULL DEFAULT '',
+    item    TEXT NOT NULL,
+    UNIQUE (feature, key, play)
+);
+CREATE TABLE tokens (
+    item_id INTEGER NOT NULL,
+    feature TEXT NOT NULL,
+    token   TEXT NOT NULL,
+    PRIMARY KEY (item_id, token)
+) WITHOUT ROWID;
+CREATE INDEX tokens_by_token ON tokens (feature, token);
+CREATE TABLE checkpoints (
+    feature TEXT PRIMARY KEY,
+    at      TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Why a database could not be opened as a local library.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// SQLite refused (not a database, unreadable, locked…).
+    Sqlite(rusqlite::Error),
+    /// An SQLite database, but not one this build can use.
+    Incompatible(String),
+}
+
+impl From<rusqlite::Error> for OpenFailure {
+    fn from(error: rusqlite::Error) -> Self {
+        OpenFailure::Sqlite(error)
+    }
+}
+
+/// Opens (creating it on first use) the library at `path`: WAL, `synchronous = NORMAL`, busy
+/// timeout, schema created or checked.
+pub(crate) fn open(path: &Path, clock: Clock) -> Result<Connection, OpenFailure> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The first statement that reads the file: a non-SQLite file fails here ("file is not a
+    // database"). In-memory databases answer `memory`; files answer `wal`.
+    let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&mut conn, clock)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, clock: Clock) -> Result<(), OpenFailure> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    match version {
+        0 => {
+            let tables: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+            if tables > 0 {
+                return Err(OpenFailure::Incompatible(format!(
+                    "an SQLite database with {tables} table(s) but no schema version: not a cw local library \
+                     (refusing to add tables to another program's database)"
+                )));
+            }
+            tx.execute_batch(SCHEMA)?;
+            let now = format_instant(truncate(clock()));
+            for feature in Feature::ALL {
+                tx.execute("INSERT INTO checkpoints (feature, at) VALUES (?1, ?2)", params![feature.as_str(), now])?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        newer if newer > SCHEMA_VERSION => Err(OpenFailure::Incompatible(format!(
+            "schema version {newer} is newer than this build supports ({SCHEMA_VERSION}); use a newer cw"
+        ))),
+        other => Err(OpenFailure::Incompatible(format!("schema version {other} is not a cw local library version"))),
+    }
+}
+
+/// Health: the schema version and the items table answer.
+pub(crate) fn probe(conn: &Connection) -> Result<u64, String> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| e.to_string())?;
+    if version != SCHEMA_VERSION {
+        return Err(format!("schema version {version}, expected {SCHEMA_VERSION}"));
+    }
+    let count: i64 = conn.query_row("SELECT count(*) FROM items", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+// -------------------------------------------------------------------------------------------
+// Instants
+
+fn truncate(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(UtcOffset::UTC);
+    at.replace_nanosecond(0).unwrap_or(at)
+}
+
+fn format_instant(at: OffsetDateTime) -> String {
+    // RFC 3339 formatting of a UTC time in years 0–9999 cannot fail; the fallback is unreachable.
+    at.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The next checkpoint of a feature: the later of now (to the second) and the previous one plus
+/// one second, RFC 3339 in UTC. Checkpoints therefore strictly advance on every change, even
+/// when the clock stands still or steps back.
+///
+/// ```
+/// use providers_local::store::next_checkpoint;
+/// let now = time::OffsetDateTime::UNIX_EPOCH;
+/// assert_eq!(next_checkpoint(None, now), "1970-01-01T00:00:00Z");
+/// assert_eq!(next_checkpoint(Some("2024-01-01T00:00:00Z"), now), "2024-01-01T00:00:01Z");
+/// ```
+pub fn next_checkpoint(previous: Option<&str>, now: OffsetDateTime) -> String {
+    let now = truncate(now);
+    let after_previous =
+        previous.and_then(|p| OffsetDateTime::parse(p, &Rfc3339).ok()).map(|p| truncate(p) + time::Duration::SECOND);
+    format_instant(after_previous.map_or(now, |p| p.max(now)))
+}
+
+/// A play's identity: its `watched_at` as RFC 3339 UTC (so `+00:00` and `Z` spellings of one
+/// instant are one play), the trimmed text when it is not RFC 3339, `''` when absent.
+///
+/// ```
+/// use providers_local::store::play_of;
+/// assert_eq!(play_of(Some("2024-05-01T22:00:00+02:00")), "2024-05-01T20:00:00Z");
+/// assert_eq!(play_of(Some(" yesterday ")), "yesterday");
+/// assert_eq!(play_of(None), "");
+/// ```
+pub fn play_of(watched_at: Option<&str>) -> String {
+    match watched_at.map(str::trim) {
+        None => String::new(),
+        Some(text) => match OffsetDateTime::parse(text, &Rfc3339) {
+            Ok(at) => format_instant(at.to_offset(UtcOffset::UTC)),
+            Err(_) => text.to_owned(),
+        },
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Entries
+
+/// A normalised item ready to be stored or looked up.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The normalised item.
+    pub item: InventoryItem,
+    /// Its canonical key.
+    pub key: String,
+    /// History: its play ([`play_of`]); otherwise `''`.
+    pub play: String,
+}
+
+impl Entry {
+    pub(crate) fn new(feature: Feature, item: InventoryItem) -> Self {
+        let key = keys::canonical_key(&item);
+        let play = if feature == Feature::History { play_of(item.watched_at.as_deref()) } else { String::new() };
+        Entry { item, key, play }
+    }
+}
+
+fn to_json(item: &InventoryItem) -> rusqlite::Result<String> {
+    serde_json::to_string(item).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn from_json(id: i64, json: &str) -> rusqlite::Result<InventoryItem> {
+    serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("row {id} of the items table is not a valid item: {e}").into(),
+        )
+    })
+}
+
+/// The items of a feature, in insertion order.
+pub(crate) fn items(conn: &Connection, feature: Feature) -> rusqlite::Result<Vec<InventoryItem>> {
+    let mut statement = conn.prepare_cached("SELECT id, item FROM items WHERE feature = ?1 ORDER BY id")?;
+    let rows = statement.query_map([feature.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?;
+    rows.map(|row| row.and_then(|(id, json)| from_json(id, &json))).collect()
+}
+
+/// Every feature's checkpoint, plus `updated_at` (the latest).
+pub(crate) fn activities(conn: &Connection) -> rusqlite::Result<Activities> {
+    let mut statement = conn.prepare_cached("SELECT feature, at FROM checkpoints ORDER BY feature")?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    let mut activities = Activities::new();
+    for row in rows {
+        let (feature, at) = row?;
+        if feature.parse::<Feature>().is_ok() {
+            activities.insert(feature, at);
+        }
+    }
+    if let Some(latest) = activities.values().max().cloned() {
+        activities.insert("updated_at".to_owned(), latest);
+    }
+    Ok(activities)
+}
+
+/// Rows of `feature` matching `entry`: the same key, or a shared strong token; with `play`,
+/// only rows of that play (history).
+fn matching(
+    tx: &Transaction<'_>,
+    feature: Feature,
+    entry: &Entry,
+    play: Option<&str>,
+    tokens: &BTreeSet<String>,
+) -> rusqlite::Result<BTreeSet<i64>> {
+    let mut ids = BTreeSet::new();
+    let mut by_key = tx.prepare_cached(
+        "SELECT id FROM items WHERE feature = ?1 AND key = ?2 AND (?3 IS NULL OR play = ?3) ORDER BY id",
+    )?;
+    for id in by_key.query_map(params![feature.as_str(), entry.key, play], |row| row.get(0))? {
+        ids.insert(id?);
+    }
+    let mut by_token = tx.prepare_cached(
+        "SELECT i.id FROM tokens t JOIN items i ON i.id = t.item_id \
+         WHERE t.feature = ?1 AND t.token = ?2 AND (?3 IS NULL OR i.play = ?3) ORDER BY i.id",
+    )?;
+    for token in tokens {
+        for id in by_token.query_map(params![feature.as_str(), token, play], |row| row.get(0))? {
+            ids.insert(id?);
+        }
+    }
+    Ok(ids)
+}
+
+fn write_tokens(tx: &Transaction<'_>, feature: Feature, id: i64, tokens: &BTreeSet<String>) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM tokens WHERE item_id = ?1")?.execute([id])?;
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO tokens (item_id, feature, token) VALUES (?1, ?2, ?3)")?;
+    for token in tokens {
+        insert.execute(params![id, feature.as_str(), token])?;
+    }
+    Ok(())
+}
+
+/// `new` with the ids (and show ids) of `old` it lacks: an upsert replaces the entry but never
+/// forgets an id.
+fn merged(old: &InventoryItem, new: &InventoryItem) -> InventoryItem {
+    let mut item = new.clone();
+    for (namespace, id) in &old.ids {
+        item.ids.entry(namespace.clone()).or_insert_with(|| id.clone());
+    }
+    if let Some(old_show) = &old.show_ids {
+        let show = item.show_ids.get_or_insert_with(Default::default);
+        for (namespace, id) in old_show {
+            show.entry(namespace.clone()).or_insert_with(|| id.clone());
+        }
+    }
+    item
+}
+
+/// Upserts one entry; returns whether the library changed. The entry it replaces is the first
+/// row with its key and play, else the first row of its play sharing a strong token; a new row
+/// is inserted otherwise (`UNIQUE (feature, key, play)` makes a concurrent duplicate fail
+/// instead of storing a second play).
+pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusqlite::Result<bool> {
+    let tokens = keys::strong_tokens(&entry.item);
+    let existing = matching(tx, feature, entry, Some(&entry.play), &tokens)?.into_iter().next();
+    let Some(id) = existing else {
+        let json = to_json(&entry.item)?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO items (feature, key, play, item) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (feature, key, play) DO NOTHING",
+            )?
+            .execute(params![feature.as_str(), entry.key, entry.play, json])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        write_tokens(tx, feature, tx.last_insert_rowid(), &tokens)?;
+        return Ok(true);
+    };
+    let (old_key, old_json): (String, String) = tx
+        .prepare_cached("SELECT key, item FROM items WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let item = merged(&from_json(id, &old_json)?, &entry.item);
+    let json = to_json(&item)?;
+    // Re-key to the merged item's canonical key unless another entry already holds it.
+    let new_key = keys::canonical_key(&item);
+    let taken = new_key != old_key
+        && tx
+            .prepare_cached("SELECT id FROM items WHERE feature = ?1 AND key = ?2 AND play = ?3 AND id != ?4")?
+            .query_row(params![feature.as_str(), new_key, entry.play, id], |row| row.get::<_, i64>(0))
+            .optional()?
+            .is_some();
+    let key = if taken { old_key.clone() } else { new_key };
+    if json == old_json && key == old_key {
+        return Ok(false);
+    }
+    tx.prepare_cached("UPDATE items SET key = ?1, item = ?2 WHERE id = ?3")?.execute(params![key, json, id])?;
+    write_tokens(tx, feature, id, &keys::strong_tokens(&item))?;
+    Ok(true)
+}
+
+/// Deletes the rows matching `entry` (history with a `watched_at`: only that play; without:
+/// every play of the item); returns how many.
+pub(crate) fn delete(tx: &Transaction<'_>, feature: Feature, entry: &Entry, any_play: bool) -> rusqlite::Result<usize> {
+    let play = (!any_play).then_some(entry.play.as_str());
+    let ids = matching(tx, feature, entry, play, &keys::strong_tokens(&entry.item))?;
+    for id in &ids {
+        tx.prepare_cached("DELETE FROM items WHERE id = ?1")?.execute([id])?;
+        tx.prepare_cached("DELETE FROM tokens WHERE item_id = ?1")?.execute([id])?;
+    }
+    Ok(ids.len())
+}
+
+/// Advances the feature's checkpoint ([`next_checkpoint`]).
+pub(crate) fn advance(tx: &Transaction<'_>, feature: Feature, clock: Clock) -> rusqlite::Result<()> {
+    let previous: Option<String> = tx
+        .prepare_cached("SELECT at FROM checkpoints WHERE feature = ?1")?
+        .query_row([feature.as_str()], |row| row.get(0))
+        .optional()?;
+    let at = next_checkpoint(previous.as_deref(), clock());
+    tx.prepare_cached(
+        "INSERT INTO checkpoints (feature, at) VALUES (?1, ?2) ON CONFLICT (feature) DO UPDATE SET at = excluded.at",
+    )?
+    .execute(params![feature.as_str(), at])?;
+    Ok(())
+}
