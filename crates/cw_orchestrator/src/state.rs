@@ -359,14 +359,7 @@ impl Default for StateOptions {
 /// assert!(is_persistable(&item(serde_json::json!({"ids": {"tmdb": "1"}, "_cw_transient": "yes"}))));
 /// ```
 pub fn is_persistable(item: &InventoryItem) -> bool {
-    let flag = |name: &str| item.extra.get(name).and_then(Value::as_bool);
-    if flag("_cw_transient") == Some(true)
-        || flag("_cw_skip_persist") == Some(true)
-        || flag("_cw_persist") == Some(false)
-    {
-        return false;
-    }
-    !item.extra.values().any(|v| v.as_object().and_then(|o| o.get("ignored")).and_then(Value::as_bool) == Some(true))
+    crate::ingest::persistable(item)
 }
 
 /// Replaces the baseline of one side and feature of the commit's pair.
