@@ -1427,3 +1427,50 @@ fn metrics(run: &Run<'_>, board: &mut Board, declared: &Declared) {
     }
     board.add("metrics.event_fields", problems_verdict(problems));
 }
+
+/// The kit's standard sample items for write checks: titles with TMDB or TVDB ids (a film, a
+/// show, a rating, two plays including an episode, a playback position) that any vendor able to
+/// resolve those ids accepts. Harnesses may return these from
+/// [`InventoryHarness::sample_items`], or items their emulator knows better.
+pub fn standard_sample_items(feature: Feature) -> Vec<InventoryItem> {
+    fn ids(pairs: &[(&str, &str)]) -> pal::inventory::Ids {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+    fn movie(tmdb: &str, title: &str, year: i32) -> InventoryItem {
+        InventoryItem {
+            title: Some(title.to_owned()),
+            year: Some(year),
+            ids: ids(&[("tmdb", tmdb)]),
+            ..Default::default()
+        }
+    }
+    let se7en = movie("807", "Se7en", 1995);
+    match feature {
+        Feature::Watchlist => vec![
+            se7en,
+            InventoryItem {
+                item_type: ItemType::Show,
+                title: Some("Friends".into()),
+                ids: ids(&[("tvdb", "79168")]),
+                ..Default::default()
+            },
+        ],
+        Feature::Ratings => vec![InventoryItem { rating: Some(8), ..se7en }],
+        Feature::History => vec![
+            InventoryItem { watched_at: Some("2024-05-01T20:00:00Z".into()), ..se7en },
+            InventoryItem {
+                item_type: ItemType::Episode,
+                show_ids: Some(ids(&[("tvdb", "81189")])),
+                ids: ids(&[("tvdb", "349233")]),
+                season: Some(1),
+                episode: Some(3),
+                watched_at: Some("2024-05-02T20:00:00Z".into()),
+                ..Default::default()
+            },
+        ],
+        Feature::Progress => {
+            vec![InventoryItem { progress_ms: Some(1_200_000), duration_ms: Some(7_620_000), ..se7en }]
+        }
+        Feature::Playlists => vec![se7en],
+    }
+}

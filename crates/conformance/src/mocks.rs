@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pal::inventory::{Feature, Ids, InventoryItem, ItemType};
+use pal::inventory::{Feature, Ids, InventoryItem};
 use pal::{AdapterHandle, Capability, Secret};
 use providers_mock::{
     AdapterSettings, FaultSettings, MockAds, MockCdp, MockExperiments, MockInventory, MockLifecycle, MockLlmGateway,
@@ -210,35 +210,7 @@ impl InventoryHarness for MockInventoryHarness {
     }
 
     fn sample_items(&self, feature: Feature) -> Vec<InventoryItem> {
-        let se7en = movie("807", "Se7en", 1995);
-        match feature {
-            Feature::Watchlist => vec![
-                se7en,
-                InventoryItem {
-                    item_type: ItemType::Show,
-                    title: Some("Friends".into()),
-                    ids: ids(&[("tvdb", "79168")]),
-                    ..Default::default()
-                },
-            ],
-            Feature::Ratings => vec![InventoryItem { rating: Some(8), ..se7en }],
-            Feature::History => vec![
-                InventoryItem { watched_at: Some("2024-05-01T20:00:00Z".into()), ..se7en },
-                InventoryItem {
-                    item_type: ItemType::Episode,
-                    show_ids: Some(ids(&[("tvdb", "81189")])),
-                    ids: ids(&[("tvdb", "349233")]),
-                    season: Some(1),
-                    episode: Some(3),
-                    watched_at: Some("2024-05-02T20:00:00Z".into()),
-                    ..Default::default()
-                },
-            ],
-            Feature::Progress => {
-                vec![InventoryItem { progress_ms: Some(1_200_000), duration_ms: Some(7_620_000), ..se7en }]
-            }
-            Feature::Playlists => vec![se7en],
-        }
+        crate::inventory::standard_sample_items(feature)
     }
 
     fn unresolvable_item(&self, feature: Feature) -> Option<InventoryItem> {

@@ -19,7 +19,7 @@ use conformance::{
     run_inventory_kit,
 };
 use pal::Secret;
-use pal::inventory::{Feature, Ids, InventoryItem, ItemType};
+use pal::inventory::{Feature, Ids, InventoryItem};
 use providers_local::{FileFormat, FileInventory, FileSettings, LocalLibrary, LocalSettings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -64,42 +64,9 @@ fn seed() -> Vec<(Feature, Vec<InventoryItem>)> {
     ]
 }
 
-/// Items not in any healthy inventory.
+/// Items not in any healthy inventory: the kit's standard samples.
 fn samples(feature: Feature) -> Vec<InventoryItem> {
-    let se7en = InventoryItem {
-        title: Some("Se7en".into()),
-        year: Some(1995),
-        ids: ids(&[("tmdb", "807")]),
-        ..Default::default()
-    };
-    match feature {
-        Feature::Watchlist => vec![
-            se7en,
-            InventoryItem {
-                item_type: ItemType::Show,
-                title: Some("Friends".into()),
-                ids: ids(&[("tvdb", "79168")]),
-                ..Default::default()
-            },
-        ],
-        Feature::Ratings => vec![InventoryItem { rating: Some(8), ..se7en }],
-        Feature::History => vec![
-            InventoryItem { watched_at: Some("2024-05-01T20:00:00Z".into()), ..se7en },
-            InventoryItem {
-                item_type: ItemType::Episode,
-                show_ids: Some(ids(&[("tvdb", "81189")])),
-                ids: ids(&[("tvdb", "349233")]),
-                season: Some(1),
-                episode: Some(3),
-                watched_at: Some("2024-05-02T20:00:00Z".into()),
-                ..Default::default()
-            },
-        ],
-        Feature::Progress => {
-            vec![InventoryItem { progress_ms: Some(1_200_000), duration_ms: Some(7_620_000), ..se7en }]
-        }
-        Feature::Playlists => vec![se7en],
-    }
+    conformance::inventory::standard_sample_items(feature)
 }
 
 fn not_applicable(report: &KitReport) -> BTreeSet<&str> {
