@@ -8,6 +8,7 @@
 //! calling libraries and printing is all it does.
 
 mod admit;
+mod diff_cmd;
 mod error;
 mod output;
 mod pal_cmd;
@@ -36,6 +37,8 @@ enum Command {
     Providers(pal_cmd::ProvidersArgs),
     /// Make one call through the provider pipeline and print its result and metrics event.
     Call(pal_cmd::CallArgs),
+    /// Compare two inventories: what is only on each side, and how many items match.
+    Diff(diff_cmd::DiffArgs),
 }
 
 /// Exit codes shared by every command.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
             Command::Admit(command) => admit::run(command).await,
             Command::Providers(args) => pal_cmd::providers(args).await,
             Command::Call(args) => pal_cmd::call(args).await,
+            Command::Diff(args) => diff_cmd::diff(args).await,
         }
     });
     match outcome {

@@ -1,0 +1,137 @@
+//! `cw diff LEFT RIGHT`: what is only on one side, and how many items match (by canonical key
+//! or a shared strong id), using the sync engine's ingest so `diff` and `sync` agree.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use cw_orchestrator::config::CwConfig;
+use cw_orchestrator::ingest::Inventory;
+use pal::inventory::{Feature, InventoryItem, InventoryProvider};
+use pal::{AdapterHandle, CallSpec, CallTarget, Capability, Pipeline};
+use serde::Serialize;
+
+use crate::error::CliError;
+use crate::exit;
+use crate::output::{emit, to_json_text};
+use crate::providers::adapter_factories;
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// A provider instance of the config, or an inventory file (JSON, IMDb CSV export).
+    left: String,
+    /// A provider instance of the config, or an inventory file.
+    right: String,
+    /// The feature to compare (default: the first both sides support).
+    #[arg(long)]
+    feature: Option<String>,
+    /// The `cw.yaml` naming provider instances.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print `{"only_left":[…],"only_right":[…],"matched":N}`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct OnlyOneSide {
+    key: String,
+    item: InventoryItem,
+}
+
+#[derive(Debug, Serialize)]
+struct Diff {
+    only_left: Vec<OnlyOneSide>,
+    only_right: Vec<OnlyOneSide>,
+    matched: usize,
+}
+
+/// Builds the inventory provider `side` names: a config instance first, else a file.
+fn provider(side: &str, config: Option<&CwConfig>) -> Result<(String, Arc<dyn InventoryProvider>), CliError> {
+    let (adapter, settings, label) = match config.and_then(|c| c.providers.get(side)) {
+        Some(instance) => {
+            (instance.adapter.clone(), serde_json::Value::Object(instance.settings.clone()), side.to_owned())
+        }
+        None if Path::new(side).is_file() => ("file".to_owned(), serde_json::json!({ "path": side }), side.to_owned()),
+        None => {
+            let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            return Err(CliError::Usage {
+                message: if known.is_empty() {
+                    format!("`{side}` is not an inventory file (give --config to use provider instances)")
+                } else {
+                    format!("`{side}` is neither a provider instance of the config ({known}) nor an inventory file")
+                },
+            });
+        }
+    };
+    let factory = adapter_factories()
+        .into_iter()
+        .find(|f| f.name == adapter && f.capability == Capability::Inventory)
+        .ok_or_else(|| CliError::Usage { message: format!("`{side}`: `{adapter}` is not an inventory adapter") })?;
+    let built =
+        (factory.build)(&settings).map_err(|message| CliError::Usage { message: format!("`{side}`: {message}") })?;
+    match built.handle {
+        AdapterHandle::Inventory(provider) => Ok((label, provider)),
+        _ => Err(CliError::Usage { message: format!("`{side}`: `{adapter}` is not an inventory adapter") }),
+    }
+}
+
+async fn snapshot(
+    pipeline: &Pipeline,
+    provider: &Arc<dyn InventoryProvider>,
+    feature: Feature,
+) -> Result<Vec<InventoryItem>, CliError> {
+    let op = Capability::Inventory.op("build_index").map_err(|message| CliError::Usage { message })?;
+    let spec = CallSpec::new(CallTarget::new(Capability::Inventory, provider.name()), op);
+    Ok(pipeline.call(&spec, || provider.build_index(feature)).await?)
+}
+
+fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
+    this.entries()
+        .filter(|entry| other.same_item(entry).is_empty())
+        .map(|entry| OnlyOneSide { key: entry.key().to_owned(), item: entry.item().clone() })
+        .collect()
+}
+
+pub(crate) async fn diff(args: DiffArgs) -> Result<u8, CliError> {
+    let config = match &args.config {
+        Some(path) => Some(CwConfig::load(path).map_err(|e| CliError::Usage { message: e.to_string() })?),
+        None => None,
+    };
+    let (left_name, left) = provider(&args.left, config.as_ref())?;
+    let (right_name, right) = provider(&args.right, config.as_ref())?;
+    let feature = match &args.feature {
+        Some(name) => name.parse::<Feature>().map_err(|message| CliError::Usage { message })?,
+        None => left.features().list().into_iter().find(|f| right.features().supports(*f)).ok_or_else(|| {
+            CliError::Usage { message: format!("`{left_name}` and `{right_name}` share no feature; give --feature") }
+        })?,
+    };
+    for (name, provider) in [(&left_name, &left), (&right_name, &right)] {
+        if !provider.features().supports(feature) {
+            return Err(CliError::Usage { message: format!("`{name}` does not hold the {feature} feature") });
+        }
+    }
+    let pipeline = Pipeline::default();
+    let left_side = Inventory::new(feature, snapshot(&pipeline, &left, feature).await?.iter());
+    let right_side = Inventory::new(feature, snapshot(&pipeline, &right, feature).await?.iter());
+    let only_left = only_in(&left_side, &right_side);
+    let only_right = only_in(&right_side, &left_side);
+    let matched = left_side.len() - only_left.len();
+    let result = Diff { only_left, only_right, matched };
+    if args.json {
+        emit(&to_json_text(&result));
+        return Ok(exit::OK);
+    }
+    let mut text = String::new();
+    for (name, items) in [(&left_name, &result.only_left), (&right_name, &result.only_right)] {
+        text.push_str(&format!("only in {name} ({}):\n", items.len()));
+        for entry in items {
+            let title = entry.item.title.as_deref().unwrap_or("");
+            let year = entry.item.year.map(|y| format!(" ({y})")).unwrap_or_default();
+            text.push_str(&format!("  {}  {title}{year}\n", entry.key));
+        }
+    }
+    text.push_str(&format!("matched: {} ({feature})\n", result.matched));
+    emit(&text);
+    Ok(exit::OK)
+}
