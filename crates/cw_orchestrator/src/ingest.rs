@@ -330,6 +330,30 @@ impl Ingested {
 /// - `delta`: the effective inventory is the baseline with the snapshot laid over it (an entry
 ///   replaces the baseline's entries of the same item); no drop guard.
 pub fn ingest(feature: Feature, snapshot: &Snapshot, baseline: Option<&Baseline>) -> Ingested {
+    ingest_with(feature, snapshot, baseline, IngestOptions::default())
+}
+
+/// How [`ingest_with`] treats a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Apply the drop guard to `present` snapshots (on by default; `sync.drop_guard: false`
+    /// turns it off, and then a collapsed snapshot is taken at its word).
+    pub drop_guard: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { drop_guard: true }
+    }
+}
+
+/// [`ingest`], with the drop guard switchable.
+pub fn ingest_with(
+    feature: Feature,
+    snapshot: &Snapshot,
+    baseline: Option<&Baseline>,
+    options: IngestOptions,
+) -> Ingested {
     let mut findings = Vec::new();
     let unrated = if feature == Feature::Ratings {
         snapshot.items.iter().filter(|i| i.rating.and_then(|r| normalize_rating(f64::from(r))).is_none()).count()
@@ -353,7 +377,7 @@ pub fn ingest(feature: Feature, snapshot: &Snapshot, baseline: Option<&Baseline>
         (IndexSemantics::Present, Some(base)) => {
             let previous_checkpoint = baseline.and_then(|b| b.checkpoint.as_deref());
             let advanced = guards::checkpoint_advanced(previous_checkpoint, snapshot.checkpoint.as_deref());
-            if guards::is_suspect_drop(base.len(), snap.len(), advanced) {
+            if options.drop_guard && guards::is_suspect_drop(base.len(), snap.len(), advanced) {
                 findings.push(Finding {
                     rule_id: DROP_GUARD_RULE.to_owned(),
                     severity: Severity::Warning,

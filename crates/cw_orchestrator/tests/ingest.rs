@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use admit_core::Severity;
-use cw_orchestrator::ingest::{Baseline, Snapshot, ingest, normalize_rating, persistable};
+use cw_orchestrator::ingest::{Baseline, IngestOptions, Snapshot, ingest, ingest_with, normalize_rating, persistable};
 use cw_orchestrator::ingest::{DROP_GUARD_RULE, Inventory, UNRATED_RULE};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
 use proptest::prelude::*;
@@ -314,6 +314,20 @@ fn the_drop_guard_needs_a_collapse_a_big_baseline_and_a_still_checkpoint() {
     }
     // No baseline: nothing to compare with.
     assert!(!ingest(Feature::Watchlist, &Snapshot::present(vec![]), None).suspect);
+}
+
+#[test]
+fn turning_the_drop_guard_off_takes_a_collapsed_snapshot_at_its_word() {
+    let baseline = Baseline { items: movies(40), checkpoint: None };
+    let off = IngestOptions { drop_guard: false };
+    let ingested = ingest_with(Feature::Watchlist, &Snapshot::present(vec![]), Some(&baseline), off);
+    assert!(!ingested.suspect);
+    assert!(ingested.current.is_empty());
+    assert!(ingested.findings.iter().all(|f| f.rule_id != DROP_GUARD_RULE));
+    // The default keeps it on.
+    assert!(
+        ingest_with(Feature::Watchlist, &Snapshot::present(vec![]), Some(&baseline), IngestOptions::default()).suspect
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
