@@ -67,13 +67,14 @@ use crate::config::Side;
 pub const DEFAULT_FILE_NAME: &str = "state.sqlite3";
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a cw state file (`"cwst"`), so a foreign SQLite file is refused.
 pub const APPLICATION_ID: i64 = 0x6377_7374;
 
 /// Migrations: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE baselines (
     pair        TEXT    NOT NULL,
     side        TEXT    NOT NULL CHECK (side IN ('source', 'target')),
@@ -156,7 +157,28 @@ CREATE TABLE runs (
     counts       TEXT    NOT NULL
 );
 CREATE INDEX runs_by_pair ON runs (pair, started_at);
-"#];
+"#,
+    // Version 2: a tombstone records the side the deletion was observed on, so it holds back
+    // re-adding the item to that side only. Version 1 tombstones did not say; they are kept
+    // for both sides, which holds back more than needed and never resurrects a deletion.
+    r#"
+CREATE TABLE tombstones_v2 (
+    pair        TEXT    NOT NULL,
+    feature     TEXT    NOT NULL,
+    token       TEXT    NOT NULL CHECK (token <> ''),
+    deleted_on  TEXT    NOT NULL CHECK (deleted_on IN ('source', 'target')),
+    key         TEXT,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (pair, feature, token, deleted_on)
+) WITHOUT ROWID;
+INSERT INTO tombstones_v2 (pair, feature, token, deleted_on, key, created_at)
+    SELECT pair, feature, token, side.name, key, created_at
+    FROM tombstones, (SELECT 'source' AS name UNION ALL SELECT 'target') AS side;
+DROP TABLE tombstones;
+ALTER TABLE tombstones_v2 RENAME TO tombstones;
+CREATE INDEX tombstones_by_age ON tombstones (created_at);
+"#,
+];
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -402,6 +424,8 @@ pub struct TombstoneWrite {
     pub feature: Feature,
     /// The token (`tmdb:949`, `tvdb:81189#s01e02`, …), lower-case.
     pub token: String,
+    /// The side the deletion was observed on: the item is not re-added to it.
+    pub deleted_on: Side,
     /// The canonical key of the deleted item, for reports.
     pub key: Option<String>,
 }
@@ -409,11 +433,22 @@ pub struct TombstoneWrite {
 impl TombstoneWrite {
     /// Tombstones for an item's canonical key and every strong token
     /// ([`pal::keys::strong_tokens`]), so a peer that keys the item differently still matches.
-    pub fn for_item(feature: Feature, item: &InventoryItem) -> Vec<TombstoneWrite> {
+    pub fn for_item(feature: Feature, deleted_on: Side, item: &InventoryItem) -> Vec<TombstoneWrite> {
         let key = pal::keys::canonical_key(item);
         let mut tokens = pal::keys::strong_tokens(item);
         tokens.insert(key.clone());
-        tokens.into_iter().map(|token| TombstoneWrite { feature, token, key: Some(key.clone()) }).collect()
+        tokens.into_iter().map(|token| TombstoneWrite { feature, token, deleted_on, key: Some(key.clone()) }).collect()
+    }
+
+    /// The planner's tombstone, as it is (the planner already keyed it: canonical key or strong
+    /// token, history plays suffixed with their time).
+    pub fn planned(tombstone: &crate::planner::Tombstone) -> TombstoneWrite {
+        TombstoneWrite {
+            feature: tombstone.feature,
+            token: tombstone.key.clone(),
+            deleted_on: tombstone.deleted_on,
+            key: None,
+        }
     }
 }
 
@@ -424,6 +459,8 @@ pub struct TombstoneRef {
     pub feature: Feature,
     /// The token.
     pub token: String,
+    /// The side it holds the item back from.
+    pub deleted_on: Side,
 }
 
 /// Replaces the unresolved items of one feature of the commit's pair (items resolved by this
@@ -579,12 +616,21 @@ pub struct Tombstone {
     pub feature: Feature,
     /// The token.
     pub token: String,
+    /// The side the deletion was observed on.
+    pub deleted_on: Side,
     /// The deleted item's canonical key.
     pub key: Option<String>,
     /// When the deletion was recorded.
     pub created_at: OffsetDateTime,
     /// When it expires.
     pub expires_at: OffsetDateTime,
+}
+
+impl Tombstone {
+    /// The planner's view of it.
+    pub fn to_planned(&self) -> crate::planner::Tombstone {
+        crate::planner::Tombstone { feature: self.feature, key: self.token.clone(), deleted_on: self.deleted_on }
+    }
 }
 
 /// A stored unresolved item.
@@ -841,17 +887,25 @@ impl StateStore {
             }
             for tombstone in &commit.tombstones_removed {
                 tx.execute(
-                    "DELETE FROM tombstones WHERE pair = ?1 AND feature = ?2 AND token = ?3",
-                    params![pair, tombstone.feature.as_str(), tombstone.token],
+                    "DELETE FROM tombstones WHERE pair = ?1 AND feature = ?2 AND token = ?3 AND deleted_on = ?4",
+                    params![pair, tombstone.feature.as_str(), tombstone.token, tombstone.deleted_on.as_str()],
                 )
                 .map_err(&err)?;
             }
             for tombstone in &commit.tombstones_added {
                 outcome.tombstones_added += tx
                     .execute(
-                        "INSERT INTO tombstones (pair, feature, token, key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (pair, feature, token) DO NOTHING",
-                        params![pair, tombstone.feature.as_str(), tombstone.token, tombstone.key, now],
+                        "INSERT INTO tombstones (pair, feature, token, deleted_on, key, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (pair, feature, token, deleted_on) DO NOTHING",
+                        params![
+                            pair,
+                            tombstone.feature.as_str(),
+                            tombstone.token,
+                            tombstone.deleted_on.as_str(),
+                            tombstone.key,
+                            now
+                        ],
                     )
                     .map_err(&err)?;
             }
@@ -1022,17 +1076,19 @@ impl StateStore {
         let cutoff = self.now_unix().saturating_sub(ttl);
         let mut stmt = conn
             .prepare_cached(
-                "SELECT token, key, created_at FROM tombstones
-                 WHERE pair = ?1 AND feature = ?2 AND created_at > ?3 ORDER BY token",
+                "SELECT token, deleted_on, key, created_at FROM tombstones
+                 WHERE pair = ?1 AND feature = ?2 AND created_at > ?3 ORDER BY token, deleted_on",
             )
             .map_err(&err)?;
         let rows = stmt
             .query_map(params![pair, feature.as_str(), cutoff], |row| {
-                let created_at: i64 = row.get(2)?;
+                let created_at: i64 = row.get(3)?;
+                let deleted_on: String = row.get(1)?;
                 Ok(Tombstone {
                     feature,
                     token: row.get(0)?,
-                    key: row.get(1)?,
+                    deleted_on: if deleted_on == "source" { Side::Source } else { Side::Target },
+                    key: row.get(2)?,
                     created_at: from_unix(created_at),
                     expires_at: from_unix(created_at.saturating_add(ttl)),
                 })

@@ -78,6 +78,7 @@ fn baselines_checkpoints_tombstones_unresolved_and_runs_round_trip() {
         }],
         tombstones_added: TombstoneWrite::for_item(
             Feature::Watchlist,
+            Side::Target,
             &item(json!({"ids": {"tmdb": "9", "imdb": "tt0000009"}})),
         ),
         unresolved: vec![UnresolvedWrite {
@@ -128,7 +129,11 @@ fn baselines_checkpoints_tombstones_unresolved_and_runs_round_trip() {
     let commit = RunCommit {
         pair: "p".into(),
         baselines: vec![BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(2), movie(7)])],
-        tombstones_removed: vec![TombstoneRef { feature: Feature::Watchlist, token: "tmdb:9".into() }],
+        tombstones_removed: vec![TombstoneRef {
+            feature: Feature::Watchlist,
+            token: "tmdb:9".into(),
+            deleted_on: Side::Target,
+        }],
         unresolved: vec![UnresolvedWrite {
             feature: Feature::Ratings,
             items: BTreeMap::from([
@@ -202,7 +207,12 @@ fn tombstones_expire_after_the_ttl_and_are_pruned() {
     let store = StateStore::open_in_memory(StateOptions::default(), clock.clone()).unwrap();
     let add = |token: &str| RunCommit {
         pair: "p".into(),
-        tombstones_added: vec![TombstoneWrite { feature: Feature::Watchlist, token: token.into(), key: None }],
+        tombstones_added: vec![TombstoneWrite {
+            feature: Feature::Watchlist,
+            token: token.into(),
+            deleted_on: Side::Target,
+            key: None,
+        }],
         ..Default::default()
     };
     store.commit(&add("tmdb:1")).unwrap();
@@ -240,7 +250,12 @@ fn the_tombstone_ttl_is_one_setting() {
     store
         .commit(&RunCommit {
             pair: "p".into(),
-            tombstones_added: vec![TombstoneWrite { feature: Feature::History, token: "tmdb:1".into(), key: None }],
+            tombstones_added: vec![TombstoneWrite {
+                feature: Feature::History,
+                token: "tmdb:1".into(),
+                deleted_on: Side::Target,
+                key: None,
+            }],
             ..Default::default()
         })
         .unwrap();
@@ -529,7 +544,12 @@ fn a_commit_that_fails_midway_leaves_the_previous_state_intact() {
             pair: "p".into(),
             baselines: vec![BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1), movie(2)])],
             checkpoints: vec![CheckpointWrite { side: Side::Source, feature: Feature::Watchlist, value: "c1".into() }],
-            tombstones_added: vec![TombstoneWrite { feature: Feature::Watchlist, token: "tmdb:9".into(), key: None }],
+            tombstones_added: vec![TombstoneWrite {
+                feature: Feature::Watchlist,
+                token: "tmdb:9".into(),
+                deleted_on: Side::Target,
+                key: None,
+            }],
             blackbox: vec![failed(Feature::Watchlist, "tmdb:3")],
             run: Some(run("r1", "p", RunStatus::Ok)),
             ..Default::default()
@@ -546,8 +566,17 @@ fn a_commit_that_fails_midway_leaves_the_previous_state_intact() {
             items: BTreeMap::from([("tmdb:5".to_owned(), movie(5)), (extra_baseline_key.to_owned(), movie(6))]),
         }],
         checkpoints: vec![CheckpointWrite { side: Side::Source, feature: Feature::Watchlist, value: "c2".into() }],
-        tombstones_added: vec![TombstoneWrite { feature: Feature::Watchlist, token: "tmdb:10".into(), key: None }],
-        tombstones_removed: vec![TombstoneRef { feature: Feature::Watchlist, token: "tmdb:9".into() }],
+        tombstones_added: vec![TombstoneWrite {
+            feature: Feature::Watchlist,
+            token: "tmdb:10".into(),
+            deleted_on: Side::Target,
+            key: None,
+        }],
+        tombstones_removed: vec![TombstoneRef {
+            feature: Feature::Watchlist,
+            token: "tmdb:9".into(),
+            deleted_on: Side::Target,
+        }],
         unresolved: vec![UnresolvedWrite {
             feature: Feature::Watchlist,
             items: BTreeMap::from([("tmdb:4".to_owned(), UnresolvedItem::default())]),
@@ -621,6 +650,7 @@ fn crash_child() {
                 tombstones_added: vec![TombstoneWrite {
                     feature: Feature::Watchlist,
                     token: format!("tmdb:{}", 100_000 + generation),
+                    deleted_on: Side::Target,
                     key: None,
                 }],
                 run: Some(record),
@@ -739,4 +769,59 @@ fn a_directory_path_is_an_open_error() {
 fn store_errors_become_backend_plan_store_errors() {
     let err: PlanStoreError = StateError::Poisoned { path: "/x/state.sqlite3".into() }.into();
     assert!(matches!(&err, PlanStoreError::Backend { message } if message.contains("/x/state.sqlite3")), "{err}");
+}
+
+#[test]
+fn tombstones_remember_the_side_they_hold_the_item_back_from() {
+    let store = StateStore::open_in_memory(StateOptions::default(), clock()).unwrap();
+    let write =
+        |side| TombstoneWrite { feature: Feature::Watchlist, token: "imdb:tt1".into(), deleted_on: side, key: None };
+    store
+        .commit(&RunCommit {
+            pair: "p".into(),
+            tombstones_added: vec![write(Side::Source), write(Side::Target)],
+            ..Default::default()
+        })
+        .unwrap();
+    let sides: Vec<Side> = store.tombstones("p", Feature::Watchlist).unwrap().iter().map(|t| t.deleted_on).collect();
+    assert_eq!(sides, [Side::Source, Side::Target]);
+    store
+        .commit(&RunCommit {
+            pair: "p".into(),
+            tombstones_removed: vec![TombstoneRef {
+                feature: Feature::Watchlist,
+                token: "imdb:tt1".into(),
+                deleted_on: Side::Source,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    let left = store.tombstones("p", Feature::Watchlist).unwrap();
+    assert_eq!(left.len(), 1);
+    let planned = left[0].to_planned();
+    assert_eq!((planned.key.as_str(), planned.deleted_on), ("imdb:tt1", Side::Target));
+}
+
+#[test]
+fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DEFAULT_FILE_NAME);
+    {
+        // The version 1 tombstones table, as that schema created it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tombstones (pair TEXT NOT NULL, feature TEXT NOT NULL, token TEXT NOT NULL, key TEXT,
+                 created_at INTEGER NOT NULL, PRIMARY KEY (pair, feature, token)) WITHOUT ROWID;
+             INSERT INTO tombstones VALUES ('p', 'watchlist', 'tmdb:7', 'tmdb:7', 1767225600);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+    }
+    let store = StateStore::open_with(&path, StateOptions::default(), clock()).unwrap();
+    let sides: Vec<Side> = store.tombstones("p", Feature::Watchlist).unwrap().iter().map(|t| t.deleted_on).collect();
+    assert_eq!(sides, [Side::Source, Side::Target]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
 }
