@@ -1,7 +1,7 @@
 //! `cw diff LEFT RIGHT`: what is only on one side, and how many items match (by canonical key
 //! or a shared strong id), using the sync engine's ingest so `diff` and `sync` agree.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use clap::Args;
@@ -15,6 +15,7 @@ use crate::error::CliError;
 use crate::exit;
 use crate::output::{emit, to_json_text};
 use crate::providers::adapter_factories;
+use crate::sync_cmd::Globals;
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
@@ -25,12 +26,6 @@ pub(crate) struct DiffArgs {
     /// The feature to compare (default: the first both sides support).
     #[arg(long)]
     feature: Option<String>,
-    /// The `cw.yaml` naming provider instances.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Print `{"only_left":[…],"only_right":[…],"matched":N}`.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,8 +88,10 @@ fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
         .collect()
 }
 
-pub(crate) async fn diff(args: DiffArgs) -> Result<u8, CliError> {
-    let config = match &args.config {
+/// With `--json`, prints `{"only_left":[…],"only_right":[…],"matched":N}`; `--config` names the
+/// `cw.yaml` whose provider instances LEFT and RIGHT may name.
+pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliError> {
+    let config = match &globals.config {
         Some(path) => Some(CwConfig::load(path).map_err(|e| CliError::Usage { message: e.to_string() })?),
         None => None,
     };
@@ -118,7 +115,7 @@ pub(crate) async fn diff(args: DiffArgs) -> Result<u8, CliError> {
     let only_right = only_in(&right_side, &left_side);
     let matched = left_side.len() - only_left.len();
     let result = Diff { only_left, only_right, matched };
-    if args.json {
+    if globals.json {
         emit(&to_json_text(&result));
         return Ok(exit::OK);
     }

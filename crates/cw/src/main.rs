@@ -13,8 +13,11 @@ mod error;
 mod output;
 mod pal_cmd;
 mod providers;
+mod sync_cmd;
 
 use std::process::ExitCode;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,16 @@ use crate::error::CliError;
 #[derive(Debug, Parser)]
 #[command(name = "cw", version, about, propagate_version = true)]
 struct Cli {
+    /// The sync configuration (`cw.yaml`; default: `./cw.yaml`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The state directory (default: the config's `state_dir`, else the platform's data
+    /// directory).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Print JSON (sorted keys, trailing newline) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +52,19 @@ enum Command {
     Call(pal_cmd::CallArgs),
     /// Compare two inventories: what is only on each side, and how many items match.
     Diff(diff_cmd::DiffArgs),
+    /// Sync the pairs of the config: health, snapshot, plan, guards, apply, verify, commit.
+    Sync(sync_cmd::SyncArgs),
+    /// Plan a sync without running it; print (and write) the plan, its hash and the guards' findings.
+    Plan(sync_cmd::PlanArgs),
+    /// Approve a plan written by `cw plan --out`.
+    Approve(sync_cmd::PlanFileArgs),
+    /// Execute exactly an approved plan; refuse it when stale, unapproved or already applied.
+    Apply(sync_cmd::PlanFileArgs),
+    /// Pairs, their last runs, unresolved and blackbox counts.
+    Status,
+    /// The items that keep failing.
+    #[command(subcommand)]
+    Blackbox(sync_cmd::BlackboxCommand),
 }
 
 /// Exit codes shared by every command.
@@ -57,12 +83,19 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return report(&CliError::Runtime { message: e.to_string() }),
     };
+    let globals = sync_cmd::Globals { config: cli.config, state_dir: cli.state_dir, json: cli.json };
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Admit(command) => admit::run(command).await,
             Command::Providers(args) => pal_cmd::providers(args).await,
             Command::Call(args) => pal_cmd::call(args).await,
-            Command::Diff(args) => diff_cmd::diff(args).await,
+            Command::Diff(args) => diff_cmd::diff(globals, args).await,
+            Command::Sync(args) => sync_cmd::sync(globals, args).await,
+            Command::Plan(args) => sync_cmd::plan(globals, args).await,
+            Command::Approve(args) => sync_cmd::approve(globals, args).await,
+            Command::Apply(args) => sync_cmd::apply(globals, args).await,
+            Command::Status => sync_cmd::status(globals).await,
+            Command::Blackbox(command) => sync_cmd::blackbox(globals, command).await,
         }
     });
     match outcome {

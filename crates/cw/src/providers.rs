@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use admit_core::ProviderRegistry;
+use pal::inventory::InventoryProvider;
+use pal::{AdapterHandle, Capability};
 use providers_ingest_dir::IngestDirProvider;
 
 /// Every admit provider this build ships, registered by scope.
@@ -25,4 +27,27 @@ pub(crate) fn adapter_factories() -> Vec<pal::AdapterFactory> {
     // xtask new-provider: registrations (one line per provider crate, kept sorted)
     factories.extend(providers_local::factories());
     factories
+}
+
+/// Builds the inventory provider instance `name` with `adapter` and its settings.
+pub(crate) fn inventory_instance(
+    name: &str,
+    adapter: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Arc<dyn InventoryProvider>, String> {
+    let factories = adapter_factories();
+    let Some(factory) = factories.iter().find(|f| f.name == adapter && f.capability == Capability::Inventory) else {
+        let known: Vec<&str> =
+            factories.iter().filter(|f| f.capability == Capability::Inventory).map(|f| f.name).collect();
+        return Err(format!(
+            "provider `{name}`: `{adapter}` is not an inventory adapter (inventory adapters: {})",
+            known.join(", ")
+        ));
+    };
+    let built = (factory.build)(&serde_json::Value::Object(settings.clone()))
+        .map_err(|message| format!("provider `{name}` ({adapter}): {message}"))?;
+    match built.handle {
+        AdapterHandle::Inventory(provider) => Ok(provider),
+        _ => Err(format!("provider `{name}`: `{adapter}` is not an inventory adapter")),
+    }
 }

@@ -7,8 +7,10 @@
 //!
 //! It must never name a vendor: vendor quirks reach it only as declared capabilities.
 
+pub mod applier;
 pub mod config;
 pub mod guards;
 pub mod ingest;
 pub mod planner;
+pub mod run;
 pub mod state;
