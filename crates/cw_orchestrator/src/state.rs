@@ -45,7 +45,7 @@
 //! assert!(baseline.items.contains_key("tmdb:949"));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -845,14 +845,23 @@ impl StateStore {
             let err = self.err("commit");
             for baseline in &commit.baselines {
                 let (side, feature) = (baseline.side.as_str(), baseline.feature.as_str());
-                tx.execute(
-                    "DELETE FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3",
-                    params![pair, side, feature],
-                )
-                .map_err(&err)?;
-                let mut insert = tx
+                // Rewrite only what changed: a run usually changes a few items of a large
+                // baseline, and rewriting every row would dominate the commit.
+                let mut stored: HashMap<String, String> = {
+                    let mut select = tx
+                        .prepare_cached(
+                            "SELECT key, item FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3",
+                        )
+                        .map_err(&err)?;
+                    let rows = select
+                        .query_map(params![pair, side, feature], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .map_err(&err)?;
+                    rows.collect::<Result<_, _>>().map_err(&err)?
+                };
+                let mut upsert = tx
                     .prepare_cached(
-                        "INSERT INTO baseline_items (pair, side, feature, key, item) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO baseline_items (pair, side, feature, key, item) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (pair, side, feature, key) DO UPDATE SET item = excluded.item",
                     )
                     .map_err(&err)?;
                 let mut written = 0usize;
@@ -863,8 +872,18 @@ impl StateStore {
                     }
                     let json = serde_json::to_string(item)
                         .map_err(|e| StateError::Invalid { message: format!("baseline item {key}: {e}") })?;
-                    insert.execute(params![pair, side, feature, key, json]).map_err(&err)?;
+                    if stored.remove(key).as_deref() != Some(json.as_str()) {
+                        upsert.execute(params![pair, side, feature, key, json]).map_err(&err)?;
+                    }
                     written += 1;
+                }
+                let mut delete = tx
+                    .prepare_cached(
+                        "DELETE FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3 AND key = ?4",
+                    )
+                    .map_err(&err)?;
+                for key in stored.keys() {
+                    delete.execute(params![pair, side, feature, key]).map_err(&err)?;
                 }
                 outcome.baseline_items += written;
                 tx.execute(

@@ -825,3 +825,20 @@ fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 2);
 }
+
+#[test]
+fn a_new_baseline_replaces_the_old_one_row_by_row() {
+    let store = StateStore::open_in_memory(StateOptions::default(), clock()).unwrap();
+    let write = |items: Vec<InventoryItem>| RunCommit {
+        pair: "p".into(),
+        baselines: vec![BaselineWrite::keyed(Side::Target, Feature::Ratings, items)],
+        ..Default::default()
+    };
+    store.commit(&write(vec![movie(1), movie(2), movie(3)])).unwrap();
+    let mut changed = movie(2);
+    changed.rating = Some(4);
+    store.commit(&write(vec![changed.clone(), movie(4)])).unwrap();
+    let baseline = store.baseline("p", Side::Target, Feature::Ratings).unwrap().unwrap();
+    assert_eq!(baseline.items.keys().collect::<Vec<_>>(), ["tmdb:2", "tmdb:4"]);
+    assert_eq!(baseline.items["tmdb:2"], changed);
+}
