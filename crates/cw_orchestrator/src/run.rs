@@ -509,6 +509,9 @@ impl<'a> Engine<'a> {
 
     /// Health, snapshots, ingest, plans and guards for the selected pairs; writes nothing.
     pub async fn prepare(&self, options: &RunOptions, run_id: &str) -> Result<Prepared, RunError> {
+        // Snapshots are shared within one run only: a later run (or `apply` proving a plan
+        // fresh) on the same engine must read the sides again.
+        self.lock_cache().clear();
         let mut pairs = Vec::new();
         for pair in self.selected_pairs(options)? {
             pairs.push(self.prepare_pair(pair, options).await?);
@@ -750,7 +753,8 @@ impl<'a> Engine<'a> {
         findings.extend(target.ingested.findings.iter().cloned());
         findings.extend(outcome.findings);
         let mut plan = outcome.plan;
-        let mut settled = !source.ingested.suspect && !target.ingested.suspect;
+        // A side down turns observed deletes off: the deletions it hides must stay observable.
+        let mut settled = !source.ingested.suspect && !target.ingested.suspect && gate.observed_deletes;
         let mut blocked = 0usize;
 
         // Mass delete: judged against each side's inventory before the plan.
