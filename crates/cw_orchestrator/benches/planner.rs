@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use cw_orchestrator::ingest::{Snapshot, ingest};
+use cw_orchestrator::ingest::ingest;
 use cw_orchestrator::planner::plan;
 use pal::inventory::Feature;
 
@@ -21,14 +21,13 @@ fn items() -> usize {
 
 fn benches(c: &mut Criterion) {
     let n = items();
-    let (source, target) = scenario::sides(n);
+    let scenario = scenario::scenario(n);
     let mut group = c.benchmark_group(format!("peer_scenario_{n}"));
     group.sample_size(10);
     group.bench_function("ingest_source", |b| {
-        let snapshot = Snapshot::present(source.clone());
-        b.iter(|| ingest(Feature::Watchlist, black_box(&snapshot), None));
+        b.iter(|| ingest(Feature::Watchlist, black_box(&scenario.source), None));
     });
-    let (src, dst) = scenario::ingested(&source, &target);
+    let (src, dst) = scenario::ingested(&scenario);
     let input = scenario::input(&src, &dst);
     group.bench_function("plan_mirror", |b| b.iter(|| plan(black_box(&input)).unwrap()));
     group.finish();

@@ -29,22 +29,27 @@ fn main() {
             other => panic!("unknown argument `{other}`; usage: [--items N] [--out DIR] [--time]"),
         }
     }
-    let (source, target) = scenario::sides(items);
+    let scenario = scenario::scenario(items);
     if let Some(dir) = out {
         std::fs::create_dir_all(&dir).unwrap();
-        for (name, side) in [("source.json", &source), ("target.json", &target)] {
+        for (name, side) in [("source.json", &scenario.source.items), ("target.json", &scenario.target.items)] {
             let mut file = BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
             serde_json::to_writer(&mut file, side).unwrap();
             file.flush().unwrap();
         }
-        println!("wrote {} and {} items to {}", source.len(), target.len(), dir.display());
+        println!(
+            "wrote {} and {} items to {}",
+            scenario.source.items.len(),
+            scenario.target.items.len(),
+            dir.display()
+        );
     }
     if time {
         let started = Instant::now();
-        let (src, dst) = scenario::ingested(&source, &target);
+        let (src, dst) = scenario::ingested(&scenario);
         let ingested = started.elapsed();
         // Three snapshots were ingested: source, target and the target's baseline.
-        let ingested_items = source.len() + 2 * target.len();
+        let ingested_items = scenario.source.items.len() + 2 * scenario.target.items.len();
         let started = Instant::now();
         let outcome = plan(&scenario::input(&src, &dst)).unwrap();
         let planned = started.elapsed();

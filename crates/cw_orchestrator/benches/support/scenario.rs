@@ -24,21 +24,31 @@ fn movie(n: usize, all_ids: bool) -> InventoryItem {
     }
 }
 
-/// The source and target snapshots of the scenario at `n` source items.
-pub(crate) fn sides(n: usize) -> (Vec<InventoryItem>, Vec<InventoryItem>) {
-    let kept = n - n / 20;
-    let source = (0..n).map(|i| movie(i, true)).collect();
-    let target = (0..kept).map(|i| movie(i, false)).chain((0..n / 20).map(|i| movie(OTHER_BASE + i, false))).collect();
-    (source, target)
+/// The scenario's snapshots at `n` source items.
+pub(crate) struct Scenario {
+    pub(crate) source: Snapshot,
+    pub(crate) target: Snapshot,
+    /// The target's baseline: its current snapshot, so `mirror` may remove its own movies.
+    pub(crate) target_baseline: Baseline,
 }
 
-/// Both sides ingested for the watchlist; the target's baseline is its current snapshot, so
-/// `mirror` may remove its own movies.
-pub(crate) fn ingested(source: &[InventoryItem], target: &[InventoryItem]) -> (Ingested, Ingested) {
+pub(crate) fn scenario(n: usize) -> Scenario {
+    let kept = n - n / 20;
+    let source = (0..n).map(|i| movie(i, true)).collect();
+    let target: Vec<_> =
+        (0..kept).map(|i| movie(i, false)).chain((0..n / 20).map(|i| movie(OTHER_BASE + i, false))).collect();
+    Scenario {
+        source: Snapshot::present(source),
+        target_baseline: Baseline { items: target.clone(), checkpoint: None },
+        target: Snapshot::present(target),
+    }
+}
+
+/// Both sides ingested for the watchlist.
+pub(crate) fn ingested(scenario: &Scenario) -> (Ingested, Ingested) {
     let feature = Feature::Watchlist;
-    let source = ingest(feature, &Snapshot::present(source.to_vec()), None);
-    let baseline = Baseline { items: target.to_vec(), checkpoint: None };
-    let target = ingest(feature, &Snapshot::present(target.to_vec()), Some(&baseline));
+    let source = ingest(feature, &scenario.source, None);
+    let target = ingest(feature, &scenario.target, Some(&scenario.target_baseline));
     (source, target)
 }
 
