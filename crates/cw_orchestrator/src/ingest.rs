@@ -420,8 +420,9 @@ impl Inventory {
         first.get().map(|position| &self.entries[position])
     }
 
-    /// Whether any entry [`Inventory::same_item`] returns satisfies `accept`; stops at the first.
-    pub(crate) fn any_match(&self, other: &Entry, mut accept: impl FnMut(&Entry) -> bool) -> bool {
+    /// Whether any entry [`Inventory::same_item`] would return satisfies `accept`; stops at the
+    /// first, without building that list.
+    pub fn any_match(&self, other: &Entry, mut accept: impl FnMut(&Entry) -> bool) -> bool {
         self.each_match(
             other,
             |_| true,
