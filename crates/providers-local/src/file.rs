@@ -286,7 +286,7 @@ fn parse(
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
     let json = match format {
-        FileFormat::Auto => looks_like_json(&text),
+        FileFormat::Auto => looks_like_json(text),
         FileFormat::Json => true,
         FileFormat::ImdbCsv => false,
     };
