@@ -83,7 +83,7 @@ async fn snapshot(
 
 fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
     this.entries()
-        .filter(|entry| other.same_item(entry).is_empty())
+        .filter(|entry| !other.any_match(entry, |_| true))
         .map(|entry| OnlyOneSide { key: entry.key().to_owned(), item: entry.item().clone() })
         .collect()
 }

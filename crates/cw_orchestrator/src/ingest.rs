@@ -24,11 +24,14 @@
 //! assert!(!side.suspect);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::ControlFlow;
 
 use admit_core::{Finding, Severity};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
-use pal::keys::{canonical_key, normalize_item, strong_tokens};
+use pal::keys::{canonical_key_of_normalized, normalize_item, strong_tokens_of_normalized};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -83,6 +86,9 @@ pub struct Entry {
     key: String,
     item_key: String,
     tokens: BTreeSet<String>,
+    /// [`hash`] of `item_key`, then of each token in `tokens` order: the planner looks every
+    /// entry up several times, and hashing once here keeps those lookups to a probe each.
+    hashes: Box<[u64]>,
     item: InventoryItem,
     watched_at: Option<i64>,
     rated_at: Option<OffsetDateTime>,
@@ -97,13 +103,14 @@ impl Entry {
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
         }
-        let item_key = canonical_key(&item);
-        let tokens = strong_tokens(&item);
+        let item_key = canonical_key_of_normalized(&item);
+        let tokens = strong_tokens_of_normalized(&item);
         let watched_at = item.watched_at.as_deref().and_then(parse_instant).map(OffsetDateTime::unix_timestamp);
         let key = if feature == Feature::History { play_key(&item_key, watched_at) } else { item_key.clone() };
         let rated_at = item.rated_at.as_deref().and_then(parse_instant);
         let progress_at = item.progress_at.as_deref().and_then(parse_instant);
-        Some(Entry { key, item_key, tokens, item, watched_at, rated_at, progress_at })
+        let hashes = hashes(&item_key, &tokens);
+        Some(Entry { key, item_key, tokens, hashes, item, watched_at, rated_at, progress_at })
     }
 
     /// The entry's key on its side: the canonical key, or for a history play
@@ -142,6 +149,15 @@ impl Entry {
     pub fn progress_at(&self) -> Option<OffsetDateTime> {
         self.progress_at
     }
+
+    fn item_hash(&self) -> u64 {
+        self.hashes[0]
+    }
+
+    /// Each token with its hash.
+    fn hashed_tokens(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.tokens.iter().map(String::as_str).zip(self.hashes[1..].iter().copied())
+    }
 }
 
 /// The key of a history play.
@@ -152,11 +168,90 @@ fn play_key(item_key: &str, watched_at: Option<i64>) -> String {
     }
 }
 
+fn hashes(item_key: &str, tokens: &BTreeSet<String>) -> Box<[u64]> {
+    std::iter::once(item_key).chain(tokens.iter().map(String::as_str)).map(hash).collect()
+}
+
+/// FNV-1a with a final avalanche (MurmurHash3's `fmix64`), so that the hash tables, which take
+/// these hashes as they are, see well-spread bits. Keys and tokens are short: this is several
+/// times cheaper than the standard library's SipHash, and collisions only cost a string
+/// comparison (every hit is checked).
+fn hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A hasher for keys that are [`hash`]es already.
+#[derive(Debug, Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed (through `write_u64`); folding keeps any other key correct.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Positions in [`Inventory::entries`] by hash. Almost every hash has one position, which is
+/// kept inline rather than in a vector of its own.
+#[derive(Debug, Clone, PartialEq)]
+enum Slots {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Slots {
+    fn push(&mut self, position: usize) {
+        match self {
+            Slots::One(first) => *self = Slots::Many(vec![*first, position]),
+            Slots::Many(positions) => positions.push(position),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        match self {
+            Slots::One(position) => std::slice::from_ref(position),
+            Slots::Many(positions) => positions.as_slice(),
+        }
+        .iter()
+        .copied()
+    }
+}
+
+type Index = HashMap<u64, Slots, BuildHasherDefault<Prehashed>>;
+
+fn index_push(index: &mut Index, hash: u64, position: usize) {
+    match index.entry(hash) {
+        hash_map::Entry::Occupied(mut slots) => slots.get_mut().push(position),
+        hash_map::Entry::Vacant(slot) => {
+            slot.insert(Slots::One(position));
+        }
+    }
+}
+
 /// The items of one side and feature, indexed once: an inventory.
 ///
-/// Entries are kept in key order (so everything derived from a side is deterministic). Two
-/// indexes make matching O(1) per token: canonical key → entries (several for history: one per
-/// play) and the alias index, strong token → canonical keys.
+/// Entries are kept in key order (so everything derived from a side is deterministic, and a
+/// position order is a key order). Two indexes make matching O(1) per token: canonical key →
+/// entries (several for history: one per play) and the alias index, strong token → entries
+/// carrying it.
 ///
 /// When a snapshot holds the same entry key twice, the first item wins and the duplicate's
 /// strong tokens are added to it (so it still matches under every id either copy carried). When
@@ -165,50 +260,86 @@ fn play_key(item_key: &str, watched_at: Option<i64>) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inventory {
     feature: Feature,
-    entries: BTreeMap<String, Entry>,
-    by_item: HashMap<String, Vec<String>>,
-    aliases: HashMap<String, Vec<String>>,
+    entries: Vec<Entry>,
+    by_item: Index,
+    aliases: Index,
 }
 
 impl Inventory {
     /// An empty side.
     pub fn empty(feature: Feature) -> Inventory {
-        Inventory { feature, entries: BTreeMap::new(), by_item: HashMap::new(), aliases: HashMap::new() }
+        Inventory { feature, entries: Vec::new(), by_item: Index::default(), aliases: Index::default() }
     }
 
     /// Normalises and indexes `items` (ratings that normalise to none are left out).
     pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
-        let mut side = Inventory::empty(feature);
-        for entry in items.into_iter().filter_map(|raw| Entry::new(feature, raw)) {
-            side.insert(entry);
-        }
-        side
+        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
     }
 
-    fn from_entries(feature: Feature, entries: impl IntoIterator<Item = Entry>) -> Inventory {
+    /// Indexes `entries`; on equal keys the first wins.
+    fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
+        // Sorted first (stably, so the first of equal keys stays first), every insert appends
+        // or merges into the last entry.
+        if !entries.is_sorted_by(|a, b| a.key <= b.key) {
+            // Entries are large: sorting their positions and moving each once is cheaper.
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
+            let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+            entries = order.into_iter().filter_map(|at| slots[at].take()).collect();
+        }
         let mut side = Inventory::empty(feature);
+        side.entries.reserve(entries.len());
+        side.by_item.reserve(entries.len());
+        side.aliases.reserve(entries.len() * 2);
         for entry in entries {
             side.insert(entry);
         }
         side
     }
 
-    /// Adds an entry (first wins on an equal key; its tokens are merged in).
+    /// Adds an entry (first wins on an equal key; its tokens are merged in). Cheap when entries
+    /// come in key order, as every caller adds them; otherwise the indexes are rebuilt.
     pub(crate) fn insert(&mut self, entry: Entry) {
-        if let Some(existing) = self.entries.get_mut(&entry.key) {
-            let item_key = existing.item_key.clone();
-            for token in entry.tokens {
-                if existing.tokens.insert(token.clone()) {
-                    push_unique(self.aliases.entry(token).or_default(), &item_key);
-                }
-            }
+        if self.entries.last().is_none_or(|last| last.key < entry.key) {
+            self.index(self.entries.len(), &entry);
+            self.entries.push(entry);
             return;
         }
-        push_unique(self.by_item.entry(entry.item_key.clone()).or_default(), &entry.key);
-        for token in &entry.tokens {
-            push_unique(self.aliases.entry(token.clone()).or_default(), &entry.item_key);
+        match self.entries.binary_search_by(|e| e.key.as_str().cmp(&entry.key)) {
+            Ok(at) => self.merge_tokens(at, entry),
+            Err(at) => {
+                self.entries.insert(at, entry);
+                let entries = std::mem::take(&mut self.entries);
+                self.by_item.clear();
+                self.aliases.clear();
+                for (position, entry) in entries.iter().enumerate() {
+                    self.index(position, entry);
+                }
+                self.entries = entries;
+            }
         }
-        self.entries.insert(entry.key.clone(), entry);
+    }
+
+    fn index(&mut self, position: usize, entry: &Entry) {
+        index_push(&mut self.by_item, entry.item_hash(), position);
+        for (_, hash) in entry.hashed_tokens() {
+            index_push(&mut self.aliases, hash, position);
+        }
+    }
+
+    fn merge_tokens(&mut self, at: usize, duplicate: Entry) {
+        let existing = &mut self.entries[at];
+        let mut added = false;
+        for token in duplicate.tokens {
+            if !existing.tokens.contains(&token) {
+                index_push(&mut self.aliases, hash(&token), at);
+                existing.tokens.insert(token);
+                added = true;
+            }
+        }
+        if added {
+            existing.hashes = hashes(&existing.item_key, &existing.tokens);
+        }
     }
 
     /// The feature this side holds.
@@ -228,36 +359,96 @@ impl Inventory {
 
     /// The entries, in key order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.iter()
     }
 
     /// The entry with this key.
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.get(key)
+        self.entries.binary_search_by(|e| e.key.as_str().cmp(key)).ok().map(|at| &self.entries[at])
+    }
+
+    /// Visits the position of every entry of this side that is the same item as `other` (see
+    /// [`Inventory::same_item`]), in no particular order, possibly more than once, until `visit`
+    /// returns `Break`. Positions `wanted` refuses are passed over before they are checked (the
+    /// check reads the entry, which is what a lookup spends its time on).
+    fn each_match(
+        &self,
+        other: &Entry,
+        wanted: impl Fn(usize) -> bool,
+        mut visit: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let same_key = |hash: u64, item_key: &str, visit: &mut dyn FnMut(usize) -> ControlFlow<()>| {
+            for position in self.by_item.get(&hash).into_iter().flat_map(Slots::iter) {
+                if wanted(position) && self.entries[position].item_key == item_key {
+                    visit(position)?;
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        same_key(other.item_hash(), &other.item_key, &mut visit)?;
+        for (token, hash) in other.hashed_tokens() {
+            for position in self.aliases.get(&hash).into_iter().flat_map(Slots::iter) {
+                // A token names an item: for history, every play of it, whichever play
+                // carried the token. Elsewhere an entry is its item.
+                if self.feature == Feature::History {
+                    let carrier = &self.entries[position];
+                    if carrier.tokens.contains(token) {
+                        same_key(carrier.item_hash(), &carrier.item_key, &mut visit)?;
+                    }
+                } else if wanted(position) && self.entries[position].tokens.contains(token) {
+                    visit(position)?;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The first entry, in key order, of those [`Inventory::same_item`] returns for which
+    /// `accept` holds; without building that list.
+    pub(crate) fn first_match(&self, other: &Entry, mut accept: impl FnMut(&Entry) -> bool) -> Option<&Entry> {
+        let first: Cell<Option<usize>> = Cell::new(None);
+        let _ = self.each_match(
+            other,
+            |position| first.get().is_none_or(|f| position < f),
+            |position| {
+                if accept(&self.entries[position]) {
+                    first.set(Some(position));
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        first.get().map(|position| &self.entries[position])
+    }
+
+    /// Whether any entry [`Inventory::same_item`] would return satisfies `accept`; stops at the
+    /// first, without building that list.
+    pub fn any_match(&self, other: &Entry, mut accept: impl FnMut(&Entry) -> bool) -> bool {
+        self.each_match(
+            other,
+            |_| true,
+            |position| {
+                if accept(&self.entries[position]) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            },
+        )
+        .is_break()
     }
 
     /// The entries of this side that are the same item as `other` (an entry of any side): same
     /// canonical key or a shared strong token, as [`pal::keys::same_item`] decides, found
     /// through the indexes. For history, every play of those items. In key order.
     pub fn same_item(&self, other: &Entry) -> Vec<&Entry> {
-        let mut items: BTreeSet<&str> = BTreeSet::new();
-        if self.by_item.contains_key(&other.item_key) {
-            items.insert(&other.item_key);
-        }
-        for token in &other.tokens {
-            if let Some(keys) = self.aliases.get(token) {
-                items.extend(keys.iter().map(String::as_str));
-            }
-        }
-        let mut entries: Vec<&Entry> = items
-            .into_iter()
-            .filter_map(|item| self.by_item.get(item))
-            .flatten()
-            .filter_map(|key| self.entries.get(key))
-            .collect();
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        entries.dedup_by(|a, b| a.key == b.key);
-        entries
+        let mut positions = Vec::new();
+        let _ = self.each_match(
+            other,
+            |_| true,
+            |position| {
+                positions.push(position);
+                ControlFlow::Continue(())
+            },
+        );
+        positions.sort_unstable();
+        positions.dedup();
+        positions.into_iter().map(|position| &self.entries[position]).collect()
     }
 
     /// The items to persist as the next baseline, by entry key: every item [`persistable`]
@@ -270,23 +461,16 @@ impl Inventory {
     /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
     /// that are the same item (history: the same play, within a minute), and is added.
     fn overlay(&self, delta: &Inventory) -> Inventory {
-        let mut entries = self.entries.clone();
+        let mut entries: BTreeMap<&str, &Entry> = self.entries().map(|e| (e.key(), e)).collect();
         for entry in delta.entries() {
             for old in self.same_item(entry) {
                 if self.feature != Feature::History || same_play_time(old.watched_at, entry.watched_at) {
-                    entries.remove(&old.key);
+                    entries.remove(old.key());
                 }
             }
-            entries.insert(entry.key.clone(), entry.clone());
+            entries.insert(entry.key(), entry);
         }
-        Inventory::from_entries(self.feature, entries.into_values())
-    }
-}
-
-fn push_unique(keys: &mut Vec<String>, key: &str) {
-    if !keys.iter().any(|k| k == key) {
-        keys.push(key.to_owned());
-        keys.sort();
+        Inventory::from_entries(self.feature, entries.into_values().cloned().collect())
     }
 }
 

@@ -299,13 +299,13 @@ fn plays_match(feature: Feature, a: &Entry, b: &Entry, rule: Rule) -> bool {
 /// The first entry of `side` (in key order) that matches `entry` under `rule`, skipping the
 /// entries planned for removal in `skip`.
 fn first_match<'s>(side: &'s Inventory, entry: &Entry, rule: Rule, skip: Option<&Planned>) -> Option<&'s Entry> {
-    side.same_item(entry)
-        .into_iter()
-        .find(|c| skip.is_none_or(|skip| !skip.contains_key(c.key())) && plays_match(side.feature(), entry, c, rule))
+    side.first_match(entry, |c| {
+        skip.is_none_or(|skip| !skip.contains_key(c.key())) && plays_match(side.feature(), entry, c, rule)
+    })
 }
 
 fn has_match(side: &Inventory, entry: &Entry, rule: Rule) -> bool {
-    first_match(side, entry, rule, None).is_some()
+    !side.is_empty() && side.any_match(entry, |c| plays_match(side.feature(), entry, c, rule))
 }
 
 /// `b`, the first match of `a` on its side, is mutual when `a` is also `b`'s first match.
@@ -411,6 +411,12 @@ struct Planner<'a> {
 type Planned = BTreeMap<String, PlannedItem>;
 
 impl<'a> Planner<'a> {
+    /// Whether matched items can differ (ratings, positions) and so need updates; presence
+    /// features have nothing to update, and their matched pairs need not be looked for.
+    fn has_values(&self) -> bool {
+        matches!(self.feature, Feature::Ratings | Feature::Progress)
+    }
+
     fn config(&self) -> PlanConfig {
         self.input.config
     }
@@ -494,7 +500,7 @@ impl<'a> Planner<'a> {
         if self.config().add {
             let none = Inventory::empty(self.feature);
             self.adds(&src, &dst, &removals, &none, None, &mut adds);
-            for entry in src.current().entries() {
+            for entry in src.current().entries().filter(|_| self.has_values()) {
                 let Some(found) = mutual_match(src.current(), dst.current(), entry) else { continue };
                 if let Some(item) = self.one_way_update(entry, found) {
                     changed(&mut adds, found, item);
@@ -532,8 +538,10 @@ impl<'a> Planner<'a> {
     ) {
         let mut planned = Inventory::empty(self.feature);
         for entry in from.current().entries() {
-            if first_match(to.current(), entry, Rule::Covers, Some(removals)).is_some()
-                || has_match(deleted_on_to, entry, Rule::Same)
+            let to = to.current();
+            if to.any_match(entry, |c| {
+                !removals.contains_key(c.key()) && plays_match(self.feature, entry, c, Rule::Covers)
+            }) || has_match(deleted_on_to, entry, Rule::Same)
                 || tombstones.is_some_and(|(t, side)| t.holds_back(entry, side))
                 || (self.feature == Feature::Progress && !progress_eligible(entry))
                 || has_match(&planned, entry, Rule::Covers)
@@ -587,7 +595,7 @@ impl<'a> Planner<'a> {
         if self.config().add {
             self.adds(&a, &b, &removals_b, &deleted_b, Some((&tombstones, Side::Target)), &mut adds_b);
             self.adds(&b, &a, &removals_a, &deleted_a, Some((&tombstones, Side::Source)), &mut adds_a);
-            for entry in a.current().entries() {
+            for entry in a.current().entries().filter(|_| self.has_values()) {
                 let Some(found) = mutual_match(a.current(), b.current(), entry) else { continue };
                 match self.two_way_update(entry, found, &a, &b) {
                     Some((Side::Target, item)) => changed(&mut adds_b, found, item),

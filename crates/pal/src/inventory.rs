@@ -178,7 +178,12 @@ pub enum ItemType {
 pub type Ids = BTreeMap<String, String>;
 
 /// One item of an inventory, as providers report and accept it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// `Deserialize` is written out (below) rather than derived: the derive, because of
+/// `#[serde(flatten)]`, buffers every field of every item before reading it, which made loading
+/// large inventories several times slower. The `serde` attributes here still define the
+/// serialised form and the JSON Schema, and the hand-written reader accepts the same input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct InventoryItem {
     /// The item type.
     #[serde(rename = "type", default)]
@@ -222,6 +227,102 @@ pub struct InventoryItem {
     /// Vendor payloads (`extra.<vendor>`) and persistence flags (`_cw_transient`, …).
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// A key of an item object: a field of [`InventoryItem`], or anything else (kept in `extra`).
+enum ItemKey {
+    Field(usize),
+    Other(String),
+}
+
+/// The wire names of the fields of [`InventoryItem`] other than `extra`, in declaration order.
+const ITEM_FIELDS: [&str; 13] = [
+    "type",
+    "title",
+    "year",
+    "ids",
+    "show_ids",
+    "season",
+    "episode",
+    "rating",
+    "rated_at",
+    "watched_at",
+    "progress_ms",
+    "duration_ms",
+    "progress_at",
+];
+
+impl<'de> Deserialize<'de> for ItemKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = ItemKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<ItemKey, E> {
+                Ok(match ITEM_FIELDS.iter().position(|field| *field == key) {
+                    Some(at) => ItemKey::Field(at),
+                    None => ItemKey::Other(key.to_owned()),
+                })
+            }
+            fn visit_string<E: serde::de::Error>(self, key: String) -> Result<ItemKey, E> {
+                Ok(match ITEM_FIELDS.iter().position(|field| *field == key) {
+                    Some(at) => ItemKey::Field(at),
+                    None => ItemKey::Other(key),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for InventoryItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> serde::de::Visitor<'de> for ItemVisitor {
+            type Value = InventoryItem;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct InventoryItem")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InventoryItem, A::Error> {
+                let mut item = InventoryItem::default();
+                let mut seen = [false; ITEM_FIELDS.len()];
+                while let Some(key) = map.next_key::<ItemKey>()? {
+                    let at = match key {
+                        ItemKey::Field(at) => at,
+                        ItemKey::Other(key) => {
+                            // Like the map `flatten` fills: a repeated unknown key keeps its
+                            // last value.
+                            let value = map.next_value()?;
+                            item.extra.insert(key, value);
+                            continue;
+                        }
+                    };
+                    if std::mem::replace(&mut seen[at], true) {
+                        return Err(serde::de::Error::duplicate_field(ITEM_FIELDS[at]));
+                    }
+                    match at {
+                        0 => item.item_type = map.next_value()?,
+                        1 => item.title = map.next_value()?,
+                        2 => item.year = map.next_value()?,
+                        3 => item.ids = map.next_value()?,
+                        4 => item.show_ids = map.next_value()?,
+                        5 => item.season = map.next_value()?,
+                        6 => item.episode = map.next_value()?,
+                        7 => item.rating = map.next_value()?,
+                        8 => item.rated_at = map.next_value()?,
+                        9 => item.watched_at = map.next_value()?,
+                        10 => item.progress_ms = map.next_value()?,
+                        11 => item.duration_ms = map.next_value()?,
+                        _ => item.progress_at = map.next_value()?,
+                    }
+                }
+                Ok(item)
+            }
+        }
+        deserializer.deserialize_map(ItemVisitor)
+    }
 }
 
 /// An item a write could not apply.
@@ -329,5 +430,38 @@ pub trait InventoryProvider: Send + Sync + fmt::Debug {
     /// Per-feature checkpoints.
     async fn activities(&self) -> Result<Activities, ProviderError> {
         Ok(Activities::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written `Deserialize` reads what the derived `Serialize` writes, keeps unknown
+    /// keys in `extra`, and refuses what the derive refused.
+    #[test]
+    fn item_deserialisation() {
+        let json = serde_json::json!({
+            "type": "episode", "title": "Pilot", "year": 2008, "ids": {"tvdb": "349232"},
+            "show_ids": {"tvdb": "81189"}, "season": 1, "episode": 1, "rating": 8,
+            "rated_at": "2024-01-01T00:00:00Z", "watched_at": "2024-01-02T00:00:00Z", "progress_ms": 60000,
+            "duration_ms": 3600000, "progress_at": "2024-01-03T00:00:00Z",
+            "plex": {"ratingKey": "5"}, "_cw_transient": true, "tmdb": 949
+        });
+        let item: InventoryItem = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(item.item_type, ItemType::Episode);
+        assert_eq!(item.extra.keys().collect::<Vec<_>>(), ["_cw_transient", "plex", "tmdb"]);
+        assert_eq!(serde_json::to_value(&item).unwrap(), json);
+        let text = serde_json::to_string(&item).unwrap();
+        assert_eq!(serde_json::from_str::<InventoryItem>(&text).unwrap(), item);
+        // Missing and null fields are defaults.
+        let bare: InventoryItem = serde_json::from_str(r#"{"title": null, "x": [1]}"#).unwrap();
+        assert_eq!(bare.item_type, ItemType::Movie);
+        assert_eq!(bare.title, None);
+        assert_eq!(bare.extra["x"], serde_json::json!([1]));
+        // Refused: repeated fields, wrong types, non-objects.
+        for bad in [r#"{"title": "a", "title": "b"}"#, r#"{"year": "x"}"#, r#"{"type": "anime"}"#, "[]", "3"] {
+            assert!(serde_json::from_str::<InventoryItem>(bad).is_err(), "{bad}");
+        }
     }
 }

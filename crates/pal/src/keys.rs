@@ -83,12 +83,22 @@ pub fn normalize_id(namespace: &str, value: &str) -> Option<String> {
         return None;
     }
     let value = value.trim();
-    let namespace = namespace.trim().to_ascii_lowercase();
-    if NUMERIC_NAMESPACES.contains(&namespace.as_str()) {
+    let namespace = namespace.trim();
+    let is = |name: &str| namespace.eq_ignore_ascii_case(name);
+    // Ingest normalises every id of every item: ids already in their normal form (the common
+    // case) are copied as they are, without the scratch strings of the general rules below.
+    let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if NUMERIC_NAMESPACES.iter().any(|ns| is(ns)) {
+        if all_digits(value) {
+            return value.bytes().any(|b| b != b'0').then(|| value.to_owned());
+        }
         let digits: String = value.chars().filter(char::is_ascii_digit).collect();
         return (!digits.is_empty() && digits.chars().any(|c| c != '0')).then_some(digits);
     }
-    match namespace.as_str() {
+    if is("imdb") && value.strip_prefix("tt").is_some_and(all_digits) {
+        return Some(value.to_owned());
+    }
+    match namespace.to_ascii_lowercase().as_str() {
         "imdb" => {
             let lower = value.to_lowercase();
             if let Some(tt) = imdb_in(&lower) {
@@ -227,9 +237,13 @@ fn top_level_id(value: &Value) -> Option<String> {
 pub fn normalize_ids(item: &InventoryItem) -> Ids {
     let mut out = Ids::new();
     merge(&mut out, item.ids.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let top: Vec<(&str, String)> =
-        ID_NAMESPACES.iter().filter_map(|ns| item.extra.get(*ns).and_then(top_level_id).map(|v| (*ns, v))).collect();
-    merge(&mut out, top.iter().map(|(k, v)| (*k, v.as_str())));
+    if !item.extra.is_empty() {
+        let top: Vec<(&str, String)> = ID_NAMESPACES
+            .iter()
+            .filter_map(|ns| item.extra.get(*ns).and_then(top_level_id).map(|v| (*ns, v)))
+            .collect();
+        merge(&mut out, top.iter().map(|(k, v)| (*k, v.as_str())));
+    }
     fill_from_guid(&mut out);
     out
 }
@@ -255,15 +269,30 @@ pub fn normalize_show_ids(item: &InventoryItem) -> Ids {
 /// assert!(item.extra.contains_key("plex")); // a vendor payload, not an id
 /// ```
 pub fn normalize_item(item: &InventoryItem) -> InventoryItem {
-    let mut out = item.clone();
-    out.ids = normalize_ids(item);
-    out.show_ids = Some(normalize_show_ids(item)).filter(|ids| !ids.is_empty());
+    let mut extra = item.extra.clone();
     for namespace in ID_NAMESPACES {
-        if out.extra.get(namespace).and_then(top_level_id).is_some() {
-            out.extra.remove(namespace);
+        if extra.get(namespace).and_then(top_level_id).is_some() {
+            extra.remove(namespace);
         }
     }
-    out
+    // Field by field rather than `item.clone()`: the raw id maps would be copied only to be
+    // replaced.
+    InventoryItem {
+        item_type: item.item_type,
+        title: item.title.clone(),
+        year: item.year,
+        ids: normalize_ids(item),
+        show_ids: Some(normalize_show_ids(item)).filter(|ids| !ids.is_empty()),
+        season: item.season,
+        episode: item.episode,
+        rating: item.rating,
+        rated_at: item.rated_at.clone(),
+        watched_at: item.watched_at.clone(),
+        progress_ms: item.progress_ms,
+        duration_ms: item.duration_ms,
+        progress_at: item.progress_at.clone(),
+        extra,
+    }
 }
 
 /// Parses a vendor's type name: `movie|movies` → movie, `show|shows|series|tv` → show,
@@ -366,6 +395,71 @@ pub fn strong_tokens(item: &InventoryItem) -> BTreeSet<String> {
     }
 }
 
+/// `<ns>:<id>`, lower-case, of an id already normalised.
+fn id_token(namespace: &str, id: &str) -> String {
+    let mut token = String::with_capacity(namespace.len() + 1 + id.len());
+    token.push_str(namespace);
+    token.push(':');
+    token.push_str(id);
+    lower(token)
+}
+
+fn lower(mut text: String) -> String {
+    if text.is_ascii() {
+        text.make_ascii_lowercase();
+        text
+    } else {
+        text.to_lowercase()
+    }
+}
+
+/// [`best_id_key`] of a map that is already normalised.
+fn best_normalized_key(ids: &Ids) -> Option<String> {
+    KEY_PRIORITY.iter().find_map(|ns| ids.get(*ns).map(|v| id_token(ns, v)))
+}
+
+fn strong_normalized(ids: &Ids) -> BTreeSet<String> {
+    STRONG_NAMESPACES.iter().filter_map(|ns| ids.get(*ns).map(|v| id_token(ns, v))).collect()
+}
+
+/// [`canonical_key`] of an item that is already the output of [`normalize_item`], without
+/// normalising its ids again (ingest normalises each item once and then needs its key). On any
+/// other item the answer may differ from [`canonical_key`].
+///
+/// ```
+/// use pal::keys::{canonical_key, canonical_key_of_normalized, normalize_item};
+/// let raw: pal::inventory::InventoryItem =
+///     serde_json::from_value(serde_json::json!({"tmdb": " 949 ", "guid": "imdb://TT0113277"})).unwrap();
+/// assert_eq!(canonical_key_of_normalized(&normalize_item(&raw)), canonical_key(&raw));
+/// ```
+pub fn canonical_key_of_normalized(item: &InventoryItem) -> String {
+    if let Some(fragment) = fragment(item) {
+        let show = item.show_ids.as_ref().and_then(best_normalized_key).or_else(|| best_normalized_key(&item.ids));
+        if let Some(show) = show {
+            return lower(show + &fragment);
+        }
+    }
+    best_normalized_key(&item.ids).unwrap_or_else(|| title_year_key(item).to_lowercase())
+}
+
+/// [`strong_tokens`] of an item that is already the output of [`normalize_item`], without
+/// normalising its ids again. On any other item the answer may differ from [`strong_tokens`].
+pub fn strong_tokens_of_normalized(item: &InventoryItem) -> BTreeSet<String> {
+    let own = strong_normalized(&item.ids);
+    match item.item_type {
+        ItemType::Movie | ItemType::Show => own,
+        ItemType::Season | ItemType::Episode => {
+            let show = item.show_ids.as_ref().map(strong_normalized).unwrap_or_default();
+            let mut tokens: BTreeSet<String> = match fragment(item) {
+                Some(fragment) => show.iter().map(|t| format!("{t}{fragment}")).collect(),
+                None => BTreeSet::new(),
+            };
+            tokens.extend(own.into_iter().filter(|t| !show.contains(t)));
+            tokens
+        }
+    }
+}
+
 /// Every key the item may be known by, lower-case: `<ns>:<id>` for each of its ids in
 /// [`ID_NAMESPACES`], its canonical key, its show-and-fragment key (seasons and episodes) and
 /// its title/year key when it has a title. For recognising keys another component reported
@@ -393,6 +487,8 @@ pub fn same_item(a: &InventoryItem, b: &InventoryItem) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ids(pairs: &[(&str, &str)]) -> Ids {
@@ -659,6 +755,75 @@ mod tests {
         ];
         for (json, expected) in table {
             assert_eq!(strong_tokens(&item(json.clone())), set(expected), "{json}");
+        }
+    }
+
+    /// Ids as providers send them: known namespaces in any case, unknown ones, and values that
+    /// are normal, padded, URLs, sentinels, guids or arbitrary text.
+    fn arb_ids() -> impl Strategy<Value = Ids> {
+        let namespace = prop_oneof![
+            proptest::sample::select(ID_NAMESPACES.to_vec()).prop_map(str::to_owned),
+            Just("TMDB".to_owned()),
+            Just(" Imdb ".to_owned()),
+            "[a-z]{1,6}",
+        ];
+        let value = prop_oneof![
+            "[0-9]{1,7}",
+            "tt[0-9]{1,8}",
+            "(TT|tt)?[0-9]{0,3}[ -/a-zA-Z]{0,4}[0-9]{0,3}",
+            proptest::sample::select(vec!["0", "none", " NULL ", "", "000"]).prop_map(str::to_owned),
+            "(imdb://|tmdb://movie/|tvdb://series/|plex://show/|com.plexapp.agents.themoviedb://)[0-9a-zA-Z]{0,6}",
+            ".{0,8}",
+        ];
+        proptest::collection::btree_map(namespace, value, 0..5)
+    }
+
+    fn arb_item() -> impl Strategy<Value = InventoryItem> {
+        let item_type =
+            proptest::sample::select(vec![ItemType::Movie, ItemType::Show, ItemType::Season, ItemType::Episode]);
+        let top_level = proptest::collection::btree_map(
+            proptest::sample::select(vec!["tmdb", "imdb", "trakt", "slug", "guid", "plex", "vendor"]),
+            prop_oneof![
+                "[0-9a-zA-Z:/]{0,8}".prop_map(Value::from),
+                (0u64..5000).prop_map(Value::from),
+                Just(serde_json::json!({"ratingKey": "1"})),
+            ],
+            0..3,
+        );
+        (
+            item_type,
+            (proptest::option::of(".{0,6}"), proptest::option::of(1900i32..2030)),
+            arb_ids(),
+            proptest::option::of(arb_ids()),
+            (proptest::option::of(0u32..12), proptest::option::of(0u32..30)),
+            top_level,
+        )
+            .prop_map(|(item_type, (title, year), ids, show_ids, (season, episode), top_level)| {
+                InventoryItem {
+                    item_type,
+                    title,
+                    year,
+                    ids,
+                    show_ids,
+                    season,
+                    episode,
+                    extra: top_level.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    ..Default::default()
+                }
+            })
+    }
+
+    proptest! {
+        /// The fast paths ingest uses agree with the reference functions on any item, once it
+        /// is normalised; and normalising twice changes nothing.
+        #[test]
+        fn normalized_fast_paths_agree(raw in arb_item()) {
+            let item = normalize_item(&raw);
+            prop_assert_eq!(canonical_key_of_normalized(&item), canonical_key(&raw));
+            prop_assert_eq!(canonical_key_of_normalized(&item), canonical_key(&item));
+            prop_assert_eq!(strong_tokens_of_normalized(&item), strong_tokens(&raw));
+            prop_assert_eq!(strong_tokens_of_normalized(&item), strong_tokens(&item));
+            prop_assert_eq!(normalize_item(&item), item);
         }
     }
 

@@ -4,9 +4,10 @@
 //! `build_index` and `health`, so edits show up without a reload. Writes are refused as
 //! unsupported: the file is never written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use admit_core::{ErrorClass, ErrorCode, ProviderError, ProviderPhase};
@@ -173,23 +174,39 @@ pub fn parse_json(path: &Path, text: &str) -> Result<Vec<InventoryItem>, FileErr
     json_items(path, text).map(|items| items.into_iter().map(|(_, item)| item).collect())
 }
 
-/// The items of a JSON file with where each stands (`[3]`, or the object key in quotes).
-fn json_items(path: &Path, text: &str) -> Result<Vec<(String, InventoryItem)>, FileError> {
+/// Where an item stands in a JSON file, for errors: `[3]`, or the object key in quotes. Kept
+/// unformatted, since it is only shown for a bad item.
+enum At {
+    Index(usize),
+    Key(String),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Index(i) => write!(f, "[{i}]"),
+            At::Key(key) => write!(f, "{}", Value::String(key.clone())),
+        }
+    }
+}
+
+/// The items of a JSON file with where each stands.
+fn json_items(path: &Path, text: &str) -> Result<Vec<(At, InventoryItem)>, FileError> {
     let serde_error = |e: serde_json::Error| {
         let (line, column) = (e.line() as u64, e.column() as u64);
         FileError::at(path, (line > 0).then_some(line), (column > 0).then_some(column), None, e.to_string())
     };
-    let items: Vec<(String, InventoryItem)> = match text.trim_start().chars().next() {
+    let items: Vec<(At, InventoryItem)> = match text.trim_start().chars().next() {
         Some('[') => serde_json::from_str::<Vec<InventoryItem>>(text)
             .map_err(serde_error)?
             .into_iter()
             .enumerate()
-            .map(|(i, item)| (format!("[{i}]"), item))
+            .map(|(i, item)| (At::Index(i), item))
             .collect(),
         Some('{') => serde_json::from_str::<BTreeMap<String, InventoryItem>>(text)
             .map_err(serde_error)?
             .into_iter()
-            .map(|(key, item)| (Value::String(key).to_string(), item))
+            .map(|(key, item)| (At::Key(key), item))
             .collect(),
         _ => {
             let message = "expected JSON: an array of items or an object of items";
@@ -204,7 +221,7 @@ fn json_items(path: &Path, text: &str) -> Result<Vec<(String, InventoryItem)>, F
                 && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
                 && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
             {
-                return Err(FileError::at(path, None, None, Some(&at), "the item has no ids and no title"));
+                return Err(FileError::at(path, None, None, Some(&at.to_string()), "the item has no ids and no title"));
             }
             Ok((at, item))
         })
@@ -212,7 +229,7 @@ fn json_items(path: &Path, text: &str) -> Result<Vec<(String, InventoryItem)>, F
 }
 
 /// Checks items against the feature: ratings need a rating from 1 to 10.
-fn check_feature(path: &Path, feature: Feature, items: &[(String, InventoryItem)]) -> Result<(), FileError> {
+fn check_feature(path: &Path, feature: Feature, items: &[(At, InventoryItem)]) -> Result<(), FileError> {
     if feature == Feature::Ratings {
         for (at, item) in items {
             if !item.rating.is_some_and(|r| (1..=10).contains(&r)) {
@@ -226,12 +243,17 @@ fn check_feature(path: &Path, feature: Feature, items: &[(String, InventoryItem)
 }
 
 /// One entry per key (history: per play): a repeated entry replaces the earlier one, in its
-/// place, as if the file's rows were applied in order.
-fn dedupe(feature: Feature, items: Vec<InventoryItem>) -> Vec<InventoryItem> {
-    let mut positions: BTreeMap<String, usize> = BTreeMap::new();
+/// place, as if the file's rows were applied in order. `canonical_key` is the item's key
+/// ([`keys::canonical_key_of_normalized`] where the items are known to be normalised).
+fn dedupe(
+    feature: Feature,
+    items: Vec<InventoryItem>,
+    canonical_key: fn(&InventoryItem) -> String,
+) -> Vec<InventoryItem> {
+    let mut positions: HashMap<String, usize> = HashMap::with_capacity(items.len());
     let mut out: Vec<InventoryItem> = Vec::with_capacity(items.len());
     for item in items {
-        let mut key = keys::canonical_key(&item);
+        let mut key = canonical_key(&item);
         if feature == Feature::History {
             key = format!("{key}@{}", crate::store::play_of(item.watched_at.as_deref()));
         }
@@ -253,20 +275,33 @@ pub fn load(
     format: FileFormat,
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
-    let text = read(path)?;
+    parse(path, &read(path)?, format, feature)
+}
+
+/// [`load`] of the file's text.
+fn parse(
+    path: &Path,
+    text: &str,
+    format: FileFormat,
+    feature: Option<Feature>,
+) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
     let json = match format {
-        FileFormat::Auto => looks_like_json(&text),
+        FileFormat::Auto => looks_like_json(text),
         FileFormat::Json => true,
         FileFormat::ImdbCsv => false,
     };
     if json {
         let feature = feature.unwrap_or(Feature::Watchlist);
-        let items = json_items(path, &text)?;
+        let items = json_items(path, text)?;
         check_feature(path, feature, &items)?;
-        Ok((Kind::Json, feature, dedupe(feature, items.into_iter().map(|(_, item)| item).collect())))
+        Ok((
+            Kind::Json,
+            feature,
+            dedupe(feature, items.into_iter().map(|(_, item)| item).collect(), keys::canonical_key_of_normalized),
+        ))
     } else {
-        let export = imdb::parse(path, &text, feature)?;
-        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(export.feature, export.items)))
+        let export = imdb::parse(path, text, feature)?;
+        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(export.feature, export.items, keys::canonical_key)))
     }
 }
 
@@ -279,6 +314,10 @@ pub struct FileInventory {
     kind: Kind,
     feature: Feature,
     requests: AtomicU64,
+    /// The text the file had when last parsed and the items parsed from it, not yet handed out:
+    /// the first read after `open` (typically `build_index`) reuses them when the file is
+    /// unchanged instead of parsing it a second time.
+    parsed: Mutex<Option<(String, Vec<InventoryItem>)>>,
 }
 
 impl fmt::Debug for FileInventory {
@@ -323,7 +362,8 @@ impl FileInventory {
     pub fn open(settings: FileSettings) -> Result<Self, FileError> {
         let name = crate::provider_name(settings.name, "FILE")
             .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
-        let (kind, feature, _) = load(&settings.path, settings.format, settings.feature)?;
+        let text = read(&settings.path)?;
+        let (kind, feature, items) = parse(&settings.path, &text, settings.format, settings.feature)?;
         let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
             Some(file) => format!("File {}", file.to_string_lossy()),
             None => "File".to_owned(),
@@ -336,6 +376,7 @@ impl FileInventory {
             kind,
             feature,
             requests: AtomicU64::new(0),
+            parsed: Mutex::new(Some((text, items))),
         })
     }
 
@@ -361,7 +402,13 @@ impl FileInventory {
 
     /// The file's items now (read again).
     pub fn items(&self) -> Result<Vec<InventoryItem>, FileError> {
-        load(&self.path, self.format, Some(self.feature)).map(|(_, _, items)| items)
+        let text = read(&self.path)?;
+        if let Some((parsed_text, items)) = self.parsed.lock().ok().and_then(|mut parsed| parsed.take())
+            && parsed_text == text
+        {
+            return Ok(items);
+        }
+        parse(&self.path, &text, self.format, Some(self.feature)).map(|(_, _, items)| items)
     }
 
     fn check_feature(&self, op: &str, feature: Feature) -> Result<(), ProviderError> {
