@@ -1,10 +1,11 @@
 //! `xtask` automates the project's chores: `cargo xtask ci` (formatting, lints, tests, schema
 //! freshness, conformance goldens, cargo-deny when installed), `cargo xtask schemas [--check]`
-//! and `cargo xtask conformance`.
+//! `cargo xtask conformance`, `cargo xtask new-provider` and `cargo xtask bench-sync`.
 //!
 //! It must never depend on the workspace's crates (it drives them through `cargo`), and keeps
 //! to the standard library plus `serde_json` (to read reports) so it builds in seconds.
 
+mod bench;
 mod conformance;
 mod scaffold;
 
@@ -24,7 +25,10 @@ commands:
   new-provider VENDOR --capability CAPABILITY
                    generate crates/providers-VENDOR and register it in cw (idempotent)
   scaffold-check   scaffold a provider in a throwaway copy of the workspace and prove it
-                   builds and is reported failing (part of ci)";
+                   builds and is reported failing (part of ci)
+  bench-sync [--items N]…
+                   the peer's scenario as whole processes (release): cw diff, a full
+                   one-way cw sync with its state commit, a re-sync; wall time and peak RSS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         ["conformance", rest @ ..] => conformance::Options::parse(rest).and_then(|o| conformance::run(&o)),
         ["new-provider", rest @ ..] => scaffold::run(rest),
         ["scaffold-check"] => scaffold::self_check(),
+        ["bench-sync", rest @ ..] => bench::run_bench(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
