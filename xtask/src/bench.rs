@@ -42,8 +42,19 @@ pub(crate) fn run_bench(args: &[&str]) -> Result<(), String> {
         sizes.push(100_000);
     }
     let mut build = cargo();
-    build.args(["build", "--release", "--locked", "-p", "cw", "-p", "cw_orchestrator", "--example", "peer_scenario"]);
-    // `--example` needs its package: build both in one invocation.
+    // A target filter (`--example`) limits the build to the targets named: name the binary too.
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "cw",
+        "-p",
+        "cw_orchestrator",
+        "--bins",
+        "--example",
+        "peer_scenario",
+    ]);
     run("build cw and the scenario generator (release)", build)?;
     let root = workspace_root();
     let release = root.join("target/release");
@@ -84,10 +95,7 @@ pub(crate) fn run_bench(args: &[&str]) -> Result<(), String> {
             .map(|m| m.peak_rss_mib.map(|r| format!("{r:.0}")).unwrap_or_else(|| "?".to_owned()))
             .collect::<Vec<_>>()
             .join(" / ");
-        println!(
-            "{items:>9}  {:>9.3}s  {:>9.3}s  {:>9.3}s  {rss:>14}",
-            diff.seconds, synced.seconds, resynced.seconds
-        );
+        println!("{items:>9}  {:>9.3}s  {:>9.3}s  {:>9.3}s  {rss:>14}", diff.seconds, synced.seconds, resynced.seconds);
     }
     println!("(peak RSS: diff / sync / resync)");
     Ok(())

@@ -28,6 +28,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use admit_core::{Finding, Severity};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
@@ -260,46 +261,23 @@ fn index_push(index: &mut Index, hash: u64, position: usize) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inventory {
     feature: Feature,
+    /// Shared, so a side can stand in for its own baseline (or be kept by a run and its
+    /// report) without copying a hundred thousand entries; built once, never changed after.
+    data: Arc<Sides>,
+}
+
+/// The entries of a side and its two indexes.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Sides {
     entries: Vec<Entry>,
     by_item: Index,
     aliases: Index,
 }
 
-impl Inventory {
-    /// An empty side.
-    pub fn empty(feature: Feature) -> Inventory {
-        Inventory { feature, entries: Vec::new(), by_item: Index::default(), aliases: Index::default() }
-    }
-
-    /// Normalises and indexes `items` (ratings that normalise to none are left out).
-    pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
-    }
-
-    /// Indexes `entries`; on equal keys the first wins.
-    fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
-        // Sorted first (stably, so the first of equal keys stays first), every insert appends
-        // or merges into the last entry.
-        if !entries.is_sorted_by(|a, b| a.key <= b.key) {
-            // Entries are large: sorting their positions and moving each once is cheaper.
-            let mut order: Vec<usize> = (0..entries.len()).collect();
-            order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
-            let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-            entries = order.into_iter().filter_map(|at| slots[at].take()).collect();
-        }
-        let mut side = Inventory::empty(feature);
-        side.entries.reserve(entries.len());
-        side.by_item.reserve(entries.len());
-        side.aliases.reserve(entries.len() * 2);
-        for entry in entries {
-            side.insert(entry);
-        }
-        side
-    }
-
+impl Sides {
     /// Adds an entry (first wins on an equal key; its tokens are merged in). Cheap when entries
     /// come in key order, as every caller adds them; otherwise the indexes are rebuilt.
-    pub(crate) fn insert(&mut self, entry: Entry) {
+    fn insert(&mut self, entry: Entry) {
         if self.entries.last().is_none_or(|last| last.key < entry.key) {
             self.index(self.entries.len(), &entry);
             self.entries.push(entry);
@@ -341,6 +319,44 @@ impl Inventory {
             existing.hashes = hashes(&existing.item_key, &existing.tokens);
         }
     }
+}
+
+impl Inventory {
+    /// An empty side.
+    pub fn empty(feature: Feature) -> Inventory {
+        Inventory { feature, data: Arc::new(Sides::default()) }
+    }
+
+    /// Normalises and indexes `items` (ratings that normalise to none are left out).
+    pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
+        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
+    }
+
+    /// Indexes `entries`; on equal keys the first wins.
+    fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
+        // Sorted first (stably, so the first of equal keys stays first), every insert appends
+        // or merges into the last entry.
+        if !entries.is_sorted_by(|a, b| a.key <= b.key) {
+            // Entries are large: sorting their positions and moving each once is cheaper.
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
+            let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+            entries = order.into_iter().filter_map(|at| slots[at].take()).collect();
+        }
+        let mut data = Sides::default();
+        data.entries.reserve(entries.len());
+        data.by_item.reserve(entries.len());
+        data.aliases.reserve(entries.len() * 2);
+        for entry in entries {
+            data.insert(entry);
+        }
+        Inventory { feature, data: Arc::new(data) }
+    }
+
+    /// Adds an entry (first wins on an equal key; its tokens are merged in).
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        Arc::make_mut(&mut self.data).insert(entry);
+    }
 
     /// The feature this side holds.
     pub fn feature(&self) -> Feature {
@@ -349,22 +365,22 @@ impl Inventory {
 
     /// How many entries (history: plays).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.data.entries.len()
     }
 
     /// Whether it has no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.data.entries.is_empty()
     }
 
     /// The entries, in key order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter()
+        self.data.entries.iter()
     }
 
     /// The entry with this key.
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.binary_search_by(|e| e.key.as_str().cmp(key)).ok().map(|at| &self.entries[at])
+        self.data.entries.binary_search_by(|e| e.key.as_str().cmp(key)).ok().map(|at| &self.data.entries[at])
     }
 
     /// Visits the position of every entry of this side that is the same item as `other` (see
@@ -378,8 +394,8 @@ impl Inventory {
         mut visit: impl FnMut(usize) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         let same_key = |hash: u64, item_key: &str, visit: &mut dyn FnMut(usize) -> ControlFlow<()>| {
-            for position in self.by_item.get(&hash).into_iter().flat_map(Slots::iter) {
-                if wanted(position) && self.entries[position].item_key == item_key {
+            for position in self.data.by_item.get(&hash).into_iter().flat_map(Slots::iter) {
+                if wanted(position) && self.data.entries[position].item_key == item_key {
                     visit(position)?;
                 }
             }
@@ -387,15 +403,15 @@ impl Inventory {
         };
         same_key(other.item_hash(), &other.item_key, &mut visit)?;
         for (token, hash) in other.hashed_tokens() {
-            for position in self.aliases.get(&hash).into_iter().flat_map(Slots::iter) {
+            for position in self.data.aliases.get(&hash).into_iter().flat_map(Slots::iter) {
                 // A token names an item: for history, every play of it, whichever play
                 // carried the token. Elsewhere an entry is its item.
                 if self.feature == Feature::History {
-                    let carrier = &self.entries[position];
+                    let carrier = &self.data.entries[position];
                     if carrier.tokens.contains(token) {
                         same_key(carrier.item_hash(), &carrier.item_key, &mut visit)?;
                     }
-                } else if wanted(position) && self.entries[position].tokens.contains(token) {
+                } else if wanted(position) && self.data.entries[position].tokens.contains(token) {
                     visit(position)?;
                 }
             }
@@ -411,13 +427,13 @@ impl Inventory {
             other,
             |position| first.get().is_none_or(|f| position < f),
             |position| {
-                if accept(&self.entries[position]) {
+                if accept(&self.data.entries[position]) {
                     first.set(Some(position));
                 }
                 ControlFlow::Continue(())
             },
         );
-        first.get().map(|position| &self.entries[position])
+        first.get().map(|position| &self.data.entries[position])
     }
 
     /// Whether any entry [`Inventory::same_item`] would return satisfies `accept`; stops at the
@@ -427,7 +443,7 @@ impl Inventory {
             other,
             |_| true,
             |position| {
-                if accept(&self.entries[position]) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                if accept(&self.data.entries[position]) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             },
         )
         .is_break()
@@ -448,7 +464,7 @@ impl Inventory {
         );
         positions.sort_unstable();
         positions.dedup();
-        positions.into_iter().map(|position| &self.entries[position]).collect()
+        positions.into_iter().map(|position| &self.data.entries[position]).collect()
     }
 
     /// The items to persist as the next baseline, by entry key: every item [`persistable`]
@@ -589,6 +605,22 @@ pub fn ingest_with(
         (IndexSemantics::Present, None) => (snap, false),
     };
     Ingested { current, baseline: base, suspect, findings }
+}
+
+/// Ingests a `present` snapshot that is, byte for byte, the one the side's baseline was taken
+/// from (the state store recorded its snapshot hash, and every item of it was persisted): the
+/// baseline is the snapshot itself, so it is neither read back nor indexed a second time. The
+/// snapshot cannot be suspect: it has not changed.
+pub fn ingest_unchanged(feature: Feature, snapshot: &Snapshot) -> Ingested {
+    let mut ingested = ingest_with(feature, snapshot, None, IngestOptions::default());
+    ingested.baseline = Some(ingested.current.clone());
+    ingested
+}
+
+/// Whether every entry of `side` would be persisted: then a baseline taken from it is the side
+/// itself (see [`ingest_unchanged`]).
+pub fn all_persistable(side: &Inventory) -> bool {
+    side.entries().all(|e| persistable(&e.item))
 }
 
 /// Whether an item may be persisted in a baseline. Not when it carries `_cw_transient: true`,

@@ -33,7 +33,9 @@ use admit_core::{
     ClaimError, Digest, DigestAlgorithm, ExecutionStatus, Fact, Finding, PlanBundle, PlanIntent, PlanRecord, PlanRef,
     PlanStep, PlanStore, ProviderError, ScopeId, Severity, Timestamp, Verdict, Witness,
 };
-use pal::inventory::{Activities, Feature, InventoryCapabilities, InventoryItem, InventoryProvider, WriteResult};
+use pal::inventory::{
+    Activities, Feature, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider, WriteResult,
+};
 use pal::{CallSpec, CallTarget, Capability, HealthReport, HealthStatus, Pipeline};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -42,7 +44,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::applier::{self, ChunkVerdict};
 use crate::config::{CwConfig, PairConfig, Side};
 use crate::guards::{self, HealthGate};
-use crate::ingest::{Baseline, IngestOptions, Ingested, Inventory, Snapshot, ingest_with, persistable};
+use crate::ingest::{
+    Baseline, IngestOptions, Ingested, Inventory, Snapshot, all_persistable, ingest_unchanged, ingest_with, persistable,
+};
 use crate::planner::{self, FeaturePlan, PlanConfig, PlanInput, PlannedItem, Reason};
 use crate::state::{
     BaselineWrite, BlackboxUpdate, CheckpointWrite, ItemOutcome, RunCommit, RunRecord, RunStatus, StateError,
@@ -178,6 +182,8 @@ pub struct SideState {
     pub snapshot_hash: Digest,
     /// The feature's checkpoint when the snapshot was taken.
     pub checkpoint: Option<String>,
+    /// The stored baseline is this very snapshot (same hash): it was not read back.
+    pub baseline_is_snapshot: bool,
     /// The ingested side.
     pub ingested: Ingested,
 }
@@ -398,9 +404,19 @@ impl RunReport {
 /// A snapshot taken this run, shared by every pair that reads the same instance and feature.
 #[derive(Debug)]
 struct Taken {
-    items: Vec<InventoryItem>,
-    hash: Digest,
-    checkpoint: Option<String>,
+    snapshot: Snapshot,
+    /// Computed once, on first need (the two sides of a feature hash in parallel).
+    hash: std::sync::OnceLock<Result<Digest, String>>,
+}
+
+impl Taken {
+    fn hash(&self) -> Result<Digest, String> {
+        self.hash
+            .get_or_init(|| {
+                admit_core::snapshot_hash(&self.snapshot.items, DigestAlgorithm::Blake3).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
 }
 
 /// Runs the pairs of one configuration against built providers and one state store.
@@ -477,10 +493,8 @@ impl<'a> Engine<'a> {
         }
         let spec = Self::spec(instance, "build_index");
         let items = self.pipeline.call(&spec, || provider.build_index(feature)).await?;
-        let hash = admit_core::snapshot_hash(&items, DigestAlgorithm::Blake3).map_err(|e| {
-            ProviderError::new(SYNC_SCOPE, admit_core::ProviderPhase::Snapshot, format!("{instance} {feature}: {e}"))
-        })?;
-        let taken = Arc::new(Taken { items, hash, checkpoint });
+        let semantics = provider.capabilities().index_semantics;
+        let taken = Arc::new(Taken { snapshot: Snapshot { items, semantics, checkpoint }, hash: Default::default() });
         self.lock_cache().insert(cache_key, taken.clone());
         Ok(taken)
     }
@@ -662,27 +676,14 @@ impl<'a> Engine<'a> {
         side: Side,
         feature: Feature,
         activities: &Activities,
-    ) -> Result<(SideState, Arc<Taken>), ProviderError> {
+    ) -> Result<(InventoryCapabilities, Arc<Taken>), ProviderError> {
         let instance = pair.provider(side);
         let provider = self.providers.get(instance).ok_or_else(|| {
             ProviderError::new(SYNC_SCOPE, admit_core::ProviderPhase::Snapshot, format!("no provider `{instance}`"))
         })?;
         let checkpoint = activities.get(feature.as_str()).cloned();
         let taken = self.snapshot(instance, provider, feature, checkpoint).await?;
-        let capabilities = provider.capabilities();
-        let state = SideState {
-            instance: instance.to_owned(),
-            capabilities,
-            snapshot_hash: taken.hash,
-            checkpoint: taken.checkpoint.clone(),
-            ingested: Ingested {
-                current: Inventory::empty(feature),
-                baseline: None,
-                suspect: false,
-                findings: Vec::new(),
-            },
-        };
-        Ok((state, taken))
+        Ok((provider.capabilities(), taken))
     }
 
     async fn prepare_feature(
@@ -693,43 +694,76 @@ impl<'a> Engine<'a> {
         activities: &(Activities, Activities),
         options: &RunOptions,
     ) -> Result<Result<FeatureRun, FailedFeature>, RunError> {
+        let failed = |side: Side, message: String, class: Value| FailedFeature {
+            feature,
+            finding: Finding {
+                rule_id: SNAPSHOT_RULE.to_owned(),
+                severity: Severity::Error,
+                message: format!(
+                    "{feature}: the {side} `{}` snapshot failed ({message}); the feature is skipped this run",
+                    pair.provider(side)
+                ),
+                scope_id: None,
+                evidence: Some(json!({ "side": side, "feature": feature, "class": class })),
+            },
+        };
         let mut sides = Vec::new();
         for (side, side_activities) in [(Side::Source, &activities.0), (Side::Target, &activities.1)] {
             match self.side_state(pair, side, feature, side_activities).await {
-                Ok(state) => sides.push(state),
-                Err(error) => {
-                    return Ok(Err(FailedFeature {
-                        feature,
-                        finding: Finding {
-                            rule_id: SNAPSHOT_RULE.to_owned(),
-                            severity: Severity::Error,
-                            message: format!(
-                                "{feature}: the {side} `{}` snapshot failed ({}); the feature is skipped this run",
-                                pair.provider(side),
-                                error.message
-                            ),
-                            scope_id: None,
-                            evidence: Some(json!({ "side": side, "feature": feature, "class": error.class })),
-                        },
-                    }));
-                }
+                Ok(taken) => sides.push((side, taken)),
+                Err(error) => return Ok(Err(failed(side, error.message, json!(error.class)))),
             }
         }
+        // Hashing and ingest are CPU work on two independent sides: one thread each.
+        let hashes = parallel(sides.iter().map(|(_, (_, taken))| || taken.hash()).collect());
         let ingest_options = IngestOptions { drop_guard: self.config.sync.drop_guard };
-        let mut states = Vec::new();
-        for (side, (mut state, taken)) in [Side::Source, Side::Target].into_iter().zip(sides) {
-            let stored = self.store.baseline(&pair.id, side, feature)?;
-            let checkpoint = self.store.checkpoint(&pair.id, side, feature)?;
-            let baseline = stored
-                .map(|b| Baseline { items: b.items.into_values().collect(), checkpoint: checkpoint.map(|c| c.value) });
-            let snapshot = Snapshot {
-                items: taken.items.clone(),
-                semantics: state.capabilities.index_semantics,
-                checkpoint: taken.checkpoint.clone(),
+        let mut jobs = Vec::new();
+        for ((side, (capabilities, taken)), hash) in sides.into_iter().zip(hashes) {
+            let snapshot_hash = match hash {
+                Ok(hash) => hash,
+                Err(message) => return Ok(Err(failed(side, message, json!("invalid_input")))),
             };
-            state.ingested = ingest_with(feature, &snapshot, baseline.as_ref(), ingest_options);
-            states.push(state);
+            let meta = self.store.baseline_meta(&pair.id, side, feature)?;
+            let unchanged = capabilities.index_semantics == IndexSemantics::Present
+                && meta.as_ref().and_then(|m| m.snapshot_hash.as_deref()) == Some(snapshot_hash.to_string().as_str());
+            let baseline = match (unchanged, meta) {
+                (false, Some(_)) => {
+                    let stored = self.store.baseline(&pair.id, side, feature)?;
+                    let checkpoint = self.store.checkpoint(&pair.id, side, feature)?;
+                    stored.map(|b| Baseline {
+                        items: b.items.into_values().collect(),
+                        checkpoint: checkpoint.map(|c| c.value),
+                    })
+                }
+                _ => None,
+            };
+            jobs.push((side, capabilities, taken, snapshot_hash, unchanged, baseline));
         }
+        let ingested = parallel(
+            jobs.iter()
+                .map(|(_, _, taken, _, unchanged, baseline)| {
+                    move || {
+                        if *unchanged {
+                            ingest_unchanged(feature, &taken.snapshot)
+                        } else {
+                            ingest_with(feature, &taken.snapshot, baseline.as_ref(), ingest_options)
+                        }
+                    }
+                })
+                .collect(),
+        );
+        let mut states: Vec<SideState> = jobs
+            .into_iter()
+            .zip(ingested)
+            .map(|((side, capabilities, taken, snapshot_hash, unchanged, _), ingested)| SideState {
+                instance: pair.provider(side).to_owned(),
+                capabilities,
+                snapshot_hash,
+                checkpoint: taken.snapshot.checkpoint.clone(),
+                baseline_is_snapshot: unchanged,
+                ingested,
+            })
+            .collect();
         let (Some(target), Some(source)) = (states.pop(), states.pop()) else {
             return Err(RunError::InvalidPlan("internal: two sides expected".to_owned()));
         };
@@ -830,9 +864,9 @@ impl<'a> Engine<'a> {
     // Execution
 
     /// Records the plan of a `cw sync` run, claims it and executes it (or, dry, reports it).
-    pub async fn sync(&self, prepared: Prepared) -> Result<RunReport, RunError> {
+    pub async fn sync(&self, prepared: &Prepared) -> Result<RunReport, RunError> {
         if prepared.options.dry_run {
-            return Ok(dry_report(&prepared));
+            return Ok(dry_report(prepared));
         }
         let record = PlanRecord::pending(&prepared.bundle, false);
         self.store.record_plan(record, &serde_json::to_value(prepared.plan_file()).unwrap_or(Value::Null))?;
@@ -915,17 +949,17 @@ impl<'a> Engine<'a> {
         fresh.witness = file.witness.clone();
         let approval = self.store.get(&file.plan.plan_hash)?.and_then(|r| r.approval_witness_hash);
         let presented = approval.map(|_| witness_hash(&file.witness)).transpose()?;
-        self.execute_claimed(fresh, presented, &live).await
+        self.execute_claimed(&fresh, presented, &live).await
     }
 
-    async fn execute(&self, prepared: Prepared, approval: Option<Digest>) -> Result<RunReport, RunError> {
+    async fn execute(&self, prepared: &Prepared, approval: Option<Digest>) -> Result<RunReport, RunError> {
         let live = prepared.bundle.source_snapshots.clone();
         self.execute_claimed(prepared, approval, &live).await
     }
 
     async fn execute_claimed(
         &self,
-        prepared: Prepared,
+        prepared: &Prepared,
         approval: Option<Digest>,
         live: &BTreeMap<String, Digest>,
     ) -> Result<RunReport, RunError> {
@@ -948,7 +982,12 @@ impl<'a> Engine<'a> {
             ExecutionStatus::Failed
         };
         self.store.finish(&prepared.bundle.plan_hash, status)?;
-        Ok(RunReport { run_id: prepared.run_id, plan_hash: prepared.bundle.plan_hash, dry_run: false, pairs: reports })
+        Ok(RunReport {
+            run_id: prepared.run_id.clone(),
+            plan_hash: prepared.bundle.plan_hash,
+            dry_run: false,
+            pairs: reports,
+        })
     }
 
     async fn execute_pair(&self, run_id: &str, run: &PairRun) -> Result<PairReport, RunError> {
@@ -1038,7 +1077,23 @@ impl<'a> Engine<'a> {
                 });
             }
             if settled {
-                commit.baselines.push(BaselineWrite { side, feature, items: next_baseline(state, &outcome) });
+                // The baseline is exactly this snapshot when nothing was written to the side
+                // and every item of it is persisted; then its hash is recorded with it, and a
+                // baseline that already is this snapshot is not rewritten.
+                let exact = outcome.confirmed_adds.is_empty()
+                    && outcome.confirmed_removals.is_empty()
+                    && outcome.verified.is_none()
+                    && state.capabilities.index_semantics == IndexSemantics::Present
+                    && !state.ingested.suspect
+                    && all_persistable(&state.ingested.current);
+                if !(exact && state.baseline_is_snapshot) {
+                    commit.baselines.push(BaselineWrite {
+                        side,
+                        feature,
+                        items: next_baseline(state, &outcome),
+                        snapshot_hash: exact.then(|| state.snapshot_hash.to_string()),
+                    });
+                }
                 let checkpoint = outcome.checkpoint_after.clone().or_else(|| state.checkpoint.clone());
                 if let Some(value) = checkpoint {
                     commit.checkpoints.push(CheckpointWrite { side, feature, value });
@@ -1399,4 +1454,16 @@ pub fn new_run_id(now: time::OffsetDateTime) -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}-{}-{n}", now.unix_timestamp_nanos(), std::process::id())
+}
+
+/// Runs each job on its own thread and returns the results in order (the machine has few
+/// cores; a run has two sides).
+fn parallel<'a, T: Send>(jobs: Vec<impl FnOnce() -> T + Send + 'a>) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
 }

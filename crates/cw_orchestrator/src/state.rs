@@ -67,13 +67,13 @@ use crate::config::Side;
 pub const DEFAULT_FILE_NAME: &str = "state.sqlite3";
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of a cw state file (`"cwst"`), so a foreign SQLite file is refused.
 pub const APPLICATION_ID: i64 = 0x6377_7374;
 
 /// Migrations: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE baselines (
     pair        TEXT    NOT NULL,
@@ -177,6 +177,11 @@ INSERT INTO tombstones_v2 (pair, feature, token, deleted_on, key, created_at)
 DROP TABLE tombstones;
 ALTER TABLE tombstones_v2 RENAME TO tombstones;
 CREATE INDEX tombstones_by_age ON tombstones (created_at);
+"#,
+    // Version 3: a baseline that is exactly the persisted form of a snapshot records that
+    // snapshot's hash, so a run that reads the same snapshot again need not load it.
+    r#"
+ALTER TABLE baselines ADD COLUMN snapshot_hash TEXT;
 "#,
 ];
 
@@ -396,13 +401,16 @@ pub struct BaselineWrite {
     pub feature: Feature,
     /// Items by canonical key.
     pub items: BTreeMap<String, InventoryItem>,
+    /// The hash of the snapshot these items are, all of them, exactly (when they are): a later
+    /// run that reads a snapshot with this hash knows the baseline without loading it.
+    pub snapshot_hash: Option<String>,
 }
 
 impl BaselineWrite {
     /// Keys `items` by [`pal::keys::canonical_key`] (a later item with the same key wins).
     pub fn keyed(side: Side, feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> Self {
         let items = items.into_iter().map(|item| (pal::keys::canonical_key(&item), item)).collect();
-        BaselineWrite { side, feature, items }
+        BaselineWrite { side, feature, items, snapshot_hash: None }
     }
 }
 
@@ -598,6 +606,17 @@ pub struct Baseline {
     pub updated_at: OffsetDateTime,
     /// The run that committed it.
     pub run_id: Option<String>,
+}
+
+/// A baseline's description ([`StateStore::baseline_meta`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineMeta {
+    /// How many items it holds.
+    pub item_count: usize,
+    /// When it was committed.
+    pub updated_at: OffsetDateTime,
+    /// The hash of the snapshot it is exactly, when it is one.
+    pub snapshot_hash: Option<String>,
 }
 
 /// A stored checkpoint.
@@ -887,11 +906,12 @@ impl StateStore {
                 }
                 outcome.baseline_items += written;
                 tx.execute(
-                    "INSERT INTO baselines (pair, side, feature, item_count, updated_at, run_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO baselines (pair, side, feature, item_count, updated_at, run_id, snapshot_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (pair, side, feature) DO UPDATE SET
-                       item_count = excluded.item_count, updated_at = excluded.updated_at, run_id = excluded.run_id",
-                    params![pair, side, feature, to_i64(written), now, run_id],
+                       item_count = excluded.item_count, updated_at = excluded.updated_at, run_id = excluded.run_id,
+                       snapshot_hash = excluded.snapshot_hash",
+                    params![pair, side, feature, to_i64(written), now, run_id, baseline.snapshot_hash],
                 )
                 .map_err(&err)?;
             }
@@ -1073,6 +1093,25 @@ impl StateStore {
             items.insert(key, item);
         }
         Ok(Some(Baseline { items, updated_at: from_unix(updated_at), run_id }))
+    }
+
+    /// What is known about a baseline without reading its items: how many, when, and the hash
+    /// of the snapshot it is exactly (when it is one).
+    pub fn baseline_meta(&self, pair: &str, side: Side, feature: Feature) -> Result<Option<BaselineMeta>, StateError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT item_count, updated_at, snapshot_hash FROM baselines WHERE pair = ?1 AND side = ?2 AND feature = ?3",
+            params![pair, side.as_str(), feature.as_str()],
+            |row| {
+                Ok(BaselineMeta {
+                    item_count: usize::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    updated_at: from_unix(row.get(1)?),
+                    snapshot_hash: row.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(self.err("read baseline"))
     }
 
     /// The checkpoint of one side and feature.

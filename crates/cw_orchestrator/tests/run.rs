@@ -402,7 +402,7 @@ impl World {
     async fn run_with(&self, options: RunOptions) -> RunReport {
         let engine = self.engine();
         let prepared = engine.prepare(&options, &self.run_id()).await.unwrap();
-        engine.sync(prepared).await.unwrap()
+        engine.sync(&prepared).await.unwrap()
     }
 
     async fn sync(&self) -> RunReport {
@@ -455,7 +455,7 @@ async fn one_way_sync_converges_and_baselines_both_sides() {
     let engine = world.engine();
     let prepared = engine.prepare(&RunOptions::default(), &world.run_id()).await.unwrap();
     assert!(prepared.is_empty(), "the re-sync plans nothing: {:?}", prepared.pairs[0].features[0].plan);
-    let second = engine.sync(prepared).await.unwrap();
+    let second = engine.sync(&prepared).await.unwrap();
     assert!(second.nothing_to_do(), "{second:?}");
     assert_eq!(world.dst.write_count(), 0);
     assert_eq!(world.baseline_keys(Side::Source, W), Some(tmdb_keys(1..=5)));
@@ -570,7 +570,7 @@ async fn an_item_unresolved_three_runs_in_a_row_is_quarantined_and_not_sent() {
     let prepared = engine.prepare(&RunOptions::default(), &world.run_id()).await.unwrap();
     let plan = &prepared.pairs[0].features[0].plan;
     assert!(plan.to_target.adds.iter().all(|p| p.key != "tmdb:2"), "left out of the plan: {plan:?}");
-    let fourth = engine.sync(prepared).await.unwrap();
+    let fourth = engine.sync(&prepared).await.unwrap();
     assert_eq!(counts(&fourth, W).blocked, 1, "{fourth:?}");
     assert!(has_rule(&fourth, BLACKBOX_RULE), "{fourth:?}");
     assert!(!world.dst.sent_keys("add").contains("tmdb:2"), "the provider is not sent it");
@@ -781,7 +781,7 @@ async fn a_dry_run_writes_nothing_commits_nothing_and_reports_the_real_plan() {
     let prepared =
         engine.prepare(&RunOptions { dry_run: true, ..RunOptions::default() }, &world.run_id()).await.unwrap();
     let plan_hash = prepared.plan_hash();
-    let dry = engine.sync(prepared).await.unwrap();
+    let dry = engine.sync(&prepared).await.unwrap();
     assert!(dry.dry_run);
     assert_eq!(counts(&dry, W).added, 4, "{dry:?}");
     assert_eq!(world.dst.write_count() + world.src.write_count(), 0, "no write call");

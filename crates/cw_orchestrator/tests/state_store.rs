@@ -69,7 +69,12 @@ fn baselines_checkpoints_tombstones_unresolved_and_runs_round_trip() {
         pair: "p".into(),
         baselines: vec![
             BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1), movie(2), transient, ignored]),
-            BaselineWrite { side: Side::Target, feature: Feature::Watchlist, items: BTreeMap::new() },
+            BaselineWrite {
+                side: Side::Target,
+                feature: Feature::Watchlist,
+                items: BTreeMap::new(),
+                snapshot_hash: None,
+            },
         ],
         checkpoints: vec![CheckpointWrite {
             side: Side::Source,
@@ -564,6 +569,7 @@ fn a_commit_that_fails_midway_leaves_the_previous_state_intact() {
             side: Side::Source,
             feature: Feature::Watchlist,
             items: BTreeMap::from([("tmdb:5".to_owned(), movie(5)), (extra_baseline_key.to_owned(), movie(6))]),
+            snapshot_hash: None,
         }],
         checkpoints: vec![CheckpointWrite { side: Side::Source, feature: Feature::Watchlist, value: "c2".into() }],
         tombstones_added: vec![TombstoneWrite {
@@ -807,10 +813,13 @@ fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_FILE_NAME);
     {
-        // The version 1 tombstones table, as that schema created it.
+        // The version 1 tables later versions change, as that schema created them.
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "CREATE TABLE tombstones (pair TEXT NOT NULL, feature TEXT NOT NULL, token TEXT NOT NULL, key TEXT,
+            "CREATE TABLE baselines (pair TEXT NOT NULL, side TEXT NOT NULL, feature TEXT NOT NULL,
+                 item_count INTEGER NOT NULL, updated_at INTEGER NOT NULL, run_id TEXT,
+                 PRIMARY KEY (pair, side, feature)) WITHOUT ROWID;
+             CREATE TABLE tombstones (pair TEXT NOT NULL, feature TEXT NOT NULL, token TEXT NOT NULL, key TEXT,
                  created_at INTEGER NOT NULL, PRIMARY KEY (pair, feature, token)) WITHOUT ROWID;
              INSERT INTO tombstones VALUES ('p', 'watchlist', 'tmdb:7', 'tmdb:7', 1767225600);",
         )
@@ -823,7 +832,7 @@ fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
     assert_eq!(sides, [Side::Source, Side::Target]);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, SCHEMA_VERSION);
 }
 
 #[test]
@@ -841,4 +850,20 @@ fn a_new_baseline_replaces_the_old_one_row_by_row() {
     let baseline = store.baseline("p", Side::Target, Feature::Ratings).unwrap().unwrap();
     assert_eq!(baseline.items.keys().collect::<Vec<_>>(), ["tmdb:2", "tmdb:4"]);
     assert_eq!(baseline.items["tmdb:2"], changed);
+}
+
+#[test]
+fn a_baseline_remembers_the_snapshot_it_is() {
+    let store = StateStore::open_in_memory(StateOptions::default(), clock()).unwrap();
+    assert_eq!(store.baseline_meta("p", Side::Source, Feature::Watchlist).unwrap(), None);
+    let mut write = BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1), movie(2)]);
+    write.snapshot_hash = Some("blake3:00".into());
+    store.commit(&RunCommit { pair: "p".into(), baselines: vec![write], ..Default::default() }).unwrap();
+    let meta = store.baseline_meta("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
+    assert_eq!((meta.item_count, meta.snapshot_hash.as_deref()), (2, Some("blake3:00")));
+    // A baseline written from anything else forgets it.
+    let write = BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1)]);
+    store.commit(&RunCommit { pair: "p".into(), baselines: vec![write], ..Default::default() }).unwrap();
+    let meta = store.baseline_meta("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
+    assert_eq!((meta.item_count, meta.snapshot_hash), (1, None));
 }

@@ -24,8 +24,9 @@ use crate::imdb::{self, CsvKind};
 /// The error scope of `file`.
 pub const SCOPE: &str = "inventory/file";
 
-/// Files larger than this are refused (an inventory file is a few megabytes at most).
-pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Files larger than this are refused: a bound on what a hostile or mistaken path can make cw
+/// read into memory. A library of a million titles exports to about 150 MB of JSON.
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How to read the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -411,6 +412,19 @@ impl FileInventory {
         parse(&self.path, &text, self.format, Some(self.feature)).map(|(_, _, items)| items)
     }
 
+    /// Whether the file can be read and parsed now, keeping the parse for the next read (a
+    /// health probe followed by `build_index` parses the file once).
+    fn check(&self) -> Result<(), FileError> {
+        let text = read(&self.path)?;
+        let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if parsed.as_ref().is_some_and(|(parsed_text, _)| *parsed_text == text) {
+            return Ok(());
+        }
+        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature))?;
+        *parsed = Some((text, items));
+        Ok(())
+    }
+
     fn check_feature(&self, op: &str, feature: Feature) -> Result<(), ProviderError> {
         if feature == self.feature {
             Ok(())
@@ -479,8 +493,8 @@ impl InventoryProvider for FileInventory {
 
     async fn health(&self) -> HealthReport {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        match self.items() {
-            Ok(_) => HealthReport::ok(),
+        match self.check() {
+            Ok(()) => HealthReport::ok(),
             Err(e) => HealthReport { reason: Some(e.to_string()), ..HealthReport::with_status(HealthStatus::Down) },
         }
     }
