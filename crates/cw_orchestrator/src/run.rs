@@ -275,6 +275,15 @@ pub struct PlanFile {
     pub intent: PlanIntent,
     /// The guards' witness.
     pub witness: Witness,
+    /// Each step's writes, by step id; each must have the digest its step names.
+    pub steps: BTreeMap<String, FeaturePlan>,
+}
+
+/// The digest a plan step records for its writes.
+fn feature_plan_digest(plan: &FeaturePlan, step_id: &str) -> Result<Digest, RunError> {
+    DigestAlgorithm::Blake3
+        .digest_canonical(plan)
+        .map_err(|e| RunError::Hash { what: format!("plan of {step_id}"), message: e.to_string() })
 }
 
 impl Prepared {
@@ -290,7 +299,26 @@ impl Prepared {
             plan: self.bundle.clone(),
             intent: self.intent.clone(),
             witness: self.witness.clone(),
+            steps: self
+                .pairs
+                .iter()
+                .flat_map(|pair| {
+                    pair.features.iter().map(|run| (step_id(&pair.pair.id, run.feature), run.plan.clone()))
+                })
+                .collect(),
         }
+    }
+
+    /// What the state store keeps of the plan: its identity and steps, not its items (the
+    /// plan file, when one is written, has them).
+    fn record_json(&self) -> Value {
+        json!({
+            "plan_hash": self.bundle.plan_hash,
+            "intent": self.intent,
+            "steps": self.bundle.steps,
+            "source_snapshots": self.bundle.source_snapshots,
+            "witness": self.witness,
+        })
     }
 
     /// Every finding of the run so far.
@@ -419,6 +447,41 @@ impl Taken {
     }
 }
 
+/// The snapshots of one run, kept only while a later pair of the run still needs them (a
+/// snapshot of a million items is worth freeing as soon as its last reader has ingested it).
+#[derive(Debug, Default)]
+struct SnapshotCache {
+    snapshots: HashMap<(String, Feature), Arc<Taken>>,
+    /// How many reads of each instance and feature the run has left.
+    uses: HashMap<(String, Feature), usize>,
+}
+
+impl SnapshotCache {
+    /// A cached snapshot for one more read (forgotten after its last).
+    fn take(&mut self, key: &(String, Feature)) -> Option<Arc<Taken>> {
+        let taken = self.snapshots.get(key)?.clone();
+        self.used(key);
+        Some(taken)
+    }
+
+    /// Keeps a fresh snapshot if a later read will want it.
+    fn keep(&mut self, key: (String, Feature), taken: &Arc<Taken>) {
+        if self.used(&key) > 0 {
+            self.snapshots.insert(key, taken.clone());
+        }
+    }
+
+    /// Counts one read; returns the reads left, forgetting the snapshot when none are.
+    fn used(&mut self, key: &(String, Feature)) -> usize {
+        let left = self.uses.get(key).map_or(0, |n| n.saturating_sub(1));
+        self.uses.insert(key.clone(), left);
+        if left == 0 {
+            self.snapshots.remove(key);
+        }
+        left
+    }
+}
+
 /// Runs the pairs of one configuration against built providers and one state store.
 pub struct Engine<'a> {
     config: &'a CwConfig,
@@ -426,7 +489,7 @@ pub struct Engine<'a> {
     pipeline: &'a Pipeline,
     providers: &'a Providers,
     observer: &'a dyn Observer,
-    cache: Mutex<HashMap<(String, Feature), Arc<Taken>>>,
+    cache: Mutex<SnapshotCache>,
 }
 
 impl std::fmt::Debug for Engine<'_> {
@@ -444,7 +507,7 @@ impl<'a> Engine<'a> {
         providers: &'a Providers,
         observer: &'a dyn Observer,
     ) -> Self {
-        Engine { config, store, pipeline, providers, observer, cache: Mutex::new(HashMap::new()) }
+        Engine { config, store, pipeline, providers, observer, cache: Mutex::new(SnapshotCache::default()) }
     }
 
     fn provider(&self, pair: &PairConfig, side: Side) -> Result<&Arc<dyn InventoryProvider>, RunError> {
@@ -488,23 +551,23 @@ impl<'a> Engine<'a> {
         checkpoint: Option<String>,
     ) -> Result<Arc<Taken>, ProviderError> {
         let cache_key = (instance.to_owned(), feature);
-        if let Some(taken) = self.lock_cache().get(&cache_key) {
-            return Ok(taken.clone());
+        if let Some(taken) = self.lock_cache().take(&cache_key) {
+            return Ok(taken);
         }
         let spec = Self::spec(instance, "build_index");
         let items = self.pipeline.call(&spec, || provider.build_index(feature)).await?;
         let semantics = provider.capabilities().index_semantics;
         let taken = Arc::new(Taken { snapshot: Snapshot { items, semantics, checkpoint }, hash: Default::default() });
-        self.lock_cache().insert(cache_key, taken.clone());
+        self.lock_cache().keep(cache_key, &taken);
         Ok(taken)
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Feature), Arc<Taken>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, SnapshotCache> {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn forget_snapshot(&self, instance: &str, feature: Feature) {
-        self.lock_cache().remove(&(instance.to_owned(), feature));
+        self.lock_cache().snapshots.remove(&(instance.to_owned(), feature));
     }
 
     fn selected_pairs(&self, options: &RunOptions) -> Result<Vec<&'a PairConfig>, RunError> {
@@ -525,9 +588,22 @@ impl<'a> Engine<'a> {
     pub async fn prepare(&self, options: &RunOptions, run_id: &str) -> Result<Prepared, RunError> {
         // Snapshots are shared within one run only: a later run (or `apply` proving a plan
         // fresh) on the same engine must read the sides again.
-        self.lock_cache().clear();
+        let selected = self.selected_pairs(options)?;
+        {
+            let mut cache = self.lock_cache();
+            *cache = SnapshotCache::default();
+            for pair in &selected {
+                for feature in
+                    pair.features.keys().filter(|f| options.features.is_empty() || options.features.contains(f))
+                {
+                    for side in [Side::Source, Side::Target] {
+                        *cache.uses.entry((pair.provider(side).to_owned(), *feature)).or_default() += 1;
+                    }
+                }
+            }
+        }
         let mut pairs = Vec::new();
-        for pair in self.selected_pairs(options)? {
+        for pair in selected {
             pairs.push(self.prepare_pair(pair, options).await?);
         }
         let intent = PlanIntent {
@@ -572,8 +648,13 @@ impl<'a> Engine<'a> {
                         plan.to_source.removals.len(),
                     ),
                     reversible: plan.to_source.removals.is_empty() && plan.to_target.removals.is_empty(),
-                    params: serde_json::to_value(plan)
-                        .map_err(|e| RunError::Hash { what: format!("plan of {step_id}"), message: e.to_string() })?,
+                    // The step names its writes by digest: the plan hash covers every item through
+                    // it, without a JSON tree of a million items inside the bundle.
+                    params: json!({
+                        "pair": pair.pair.id,
+                        "feature": run.feature,
+                        "plan_digest": feature_plan_digest(plan, &step_id)?,
+                    }),
                     step_id,
                 });
             }
@@ -869,7 +950,7 @@ impl<'a> Engine<'a> {
             return Ok(dry_report(prepared));
         }
         let record = PlanRecord::pending(&prepared.bundle, false);
-        self.store.record_plan(record, &serde_json::to_value(prepared.plan_file()).unwrap_or(Value::Null))?;
+        self.store.record_plan(record, &prepared.record_json())?;
         self.execute(prepared, None).await
     }
 
@@ -877,7 +958,7 @@ impl<'a> Engine<'a> {
     /// `approve`, the approval is recorded at once.
     pub fn record_for_approval(&self, prepared: &Prepared, approve: bool) -> Result<Option<Digest>, RunError> {
         let record = PlanRecord::pending(&prepared.bundle, true);
-        self.store.record_plan(record, &serde_json::to_value(prepared.plan_file()).unwrap_or(Value::Null))?;
+        self.store.record_plan(record, &prepared.record_json())?;
         if !approve {
             return Ok(None);
         }
@@ -928,12 +1009,8 @@ impl<'a> Engine<'a> {
                 self.config.file.display()
             )));
         }
-        let mut steps: BTreeMap<&str, FeaturePlan> = BTreeMap::new();
-        for step in &file.plan.steps {
-            let plan: FeaturePlan = serde_json::from_value(step.params.clone())
-                .map_err(|e| RunError::InvalidPlan(format!("plan file: step `{}`: {e}", step.step_id)))?;
-            steps.insert(&step.step_id, plan);
-        }
+        let mut steps: BTreeMap<&str, FeaturePlan> =
+            file.steps.iter().map(|(id, plan)| (id.as_str(), plan.clone())).collect();
         for pair in &mut fresh.pairs {
             for run in &mut pair.features {
                 let id = step_id(&pair.pair.id, run.feature);
@@ -1110,15 +1187,15 @@ impl<'a> Engine<'a> {
         Ok((FeatureReport { counts, findings }, commit))
     }
 
-    async fn write_side(
+    async fn write_side<'p>(
         &self,
         pair: &PairConfig,
         side: Side,
         state: &SideState,
         provider: &Arc<dyn InventoryProvider>,
         feature: Feature,
-        writes: &planner::Writes,
-    ) -> SideOutcome {
+        writes: &'p planner::Writes,
+    ) -> SideOutcome<'p> {
         let instance = pair.provider(side);
         let chunk_size = state.capabilities.chunk_size.max(1) as usize;
         let mut outcome = SideOutcome::default();
@@ -1167,7 +1244,7 @@ impl<'a> Engine<'a> {
         instance: &str,
         provider: &Arc<dyn InventoryProvider>,
         feature: Feature,
-        outcome: &mut SideOutcome,
+        outcome: &mut SideOutcome<'_>,
     ) {
         let spec = Self::spec(instance, "build_index");
         let live = match self.pipeline.call(&spec, || provider.build_index(feature)).await {
@@ -1194,10 +1271,10 @@ impl<'a> Engine<'a> {
                 })
             })
         };
-        let (kept, lost): (Vec<PlannedItem>, Vec<PlannedItem>) =
+        let (kept, lost): (Vec<&PlannedItem>, Vec<&PlannedItem>) =
             std::mem::take(&mut outcome.confirmed_adds).into_iter().partition(|p| seen(p));
         outcome.confirmed_adds = kept;
-        let (gone, still): (Vec<PlannedItem>, Vec<PlannedItem>) =
+        let (gone, still): (Vec<&PlannedItem>, Vec<&PlannedItem>) =
             std::mem::take(&mut outcome.confirmed_removals).into_iter().partition(|p| !seen(p));
         outcome.confirmed_removals = gone;
         if !still.is_empty() {
@@ -1237,10 +1314,10 @@ impl WriteOp {
 
 /// What the writes to one side achieved.
 #[derive(Debug, Default)]
-struct SideOutcome {
-    confirmed_adds: Vec<PlannedItem>,
-    confirmed_removals: Vec<PlannedItem>,
-    unresolved: Vec<(PlannedItem, Option<String>)>,
+struct SideOutcome<'p> {
+    confirmed_adds: Vec<&'p PlannedItem>,
+    confirmed_removals: Vec<&'p PlannedItem>,
+    unresolved: Vec<(&'p PlannedItem, Option<String>)>,
     unconfirmed: usize,
     removals_incomplete: bool,
     findings: Vec<Finding>,
@@ -1248,13 +1325,13 @@ struct SideOutcome {
     checkpoint_after: Option<String>,
 }
 
-impl SideOutcome {
+impl<'p> SideOutcome<'p> {
     fn record(
         &mut self,
         instance: &str,
         feature: Feature,
         op: WriteOp,
-        chunk: &[PlannedItem],
+        chunk: &'p [PlannedItem],
         result: Result<WriteResult, ProviderError>,
     ) {
         let verdict = match result {
@@ -1271,8 +1348,8 @@ impl SideOutcome {
             WriteOp::Add => &mut self.confirmed_adds,
             WriteOp::Remove => &mut self.confirmed_removals,
         };
-        confirmed.extend(verdict.confirmed.iter().map(|&i| chunk[i].clone()));
-        self.unresolved.extend(verdict.unresolved.iter().map(|(i, reason)| (chunk[*i].clone(), reason.clone())));
+        confirmed.extend(verdict.confirmed.iter().map(|&i| &chunk[i]));
+        self.unresolved.extend(verdict.unresolved.iter().map(|(i, reason)| (&chunk[*i], reason.clone())));
         self.unconfirmed += verdict.unconfirmed.len();
         if op == WriteOp::Remove && verdict.confirmed.len() < chunk.len() {
             self.removals_incomplete = true;
@@ -1283,7 +1360,7 @@ impl SideOutcome {
 
 /// The next baseline of a side: what it holds now, as verified, or as the confirmed writes
 /// changed it. Keyed by entry key, so every history play is kept.
-fn next_baseline(state: &SideState, outcome: &SideOutcome) -> BTreeMap<String, InventoryItem> {
+fn next_baseline(state: &SideState, outcome: &SideOutcome<'_>) -> BTreeMap<String, InventoryItem> {
     if let Some(live) = &outcome.verified {
         return live.persistable_items();
     }
@@ -1446,6 +1523,32 @@ pub fn check_plan_file(file: &PlanFile) -> Result<(), RunError> {
             file.plan.plan_hash
         )));
     }
+    if file.steps.len() != file.plan.steps.len() {
+        return Err(RunError::InvalidPlan(format!(
+            "plan file: {} step(s) of writes for {} plan step(s): the file was altered",
+            file.steps.len(),
+            file.plan.steps.len()
+        )));
+    }
+    for step in &file.plan.steps {
+        let recorded = step.params.get("plan_digest").and_then(Value::as_str).unwrap_or_default();
+        let Some(plan) = file.steps.get(&step.step_id) else {
+            return Err(RunError::InvalidPlan(format!(
+                "plan file: no writes for step `{}`: the file was altered",
+                step.step_id
+            )));
+        };
+        let digest = DigestAlgorithm::Blake3
+            .digest_canonical(plan)
+            .map_err(|e| RunError::Hash { what: format!("plan of {}", step.step_id), message: e.to_string() })?;
+        if digest.to_string() != recorded {
+            return Err(RunError::InvalidPlan(format!(
+                "plan file: the writes of step `{}` do not match its plan_digest ({digest} ≠ {recorded}): the file \
+                 was altered",
+                step.step_id
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -1466,4 +1569,34 @@ fn parallel<'a, T: Send>(jobs: Vec<impl FnOnce() -> T + Send + 'a>) -> Vec<T> {
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken() -> Arc<Taken> {
+        Arc::new(Taken { snapshot: Snapshot::default(), hash: Default::default() })
+    }
+
+    #[test]
+    fn a_snapshot_is_kept_exactly_as_long_as_a_later_read_wants_it() {
+        let key = ("library".to_owned(), Feature::Watchlist);
+        let mut cache = SnapshotCache::default();
+        cache.uses.insert(key.clone(), 3);
+        // First read: fetched, kept for the two reads left.
+        assert!(cache.take(&key).is_none());
+        cache.keep(key.clone(), &taken());
+        // Second read: served from the cache, still kept for the last.
+        assert!(cache.take(&key).is_some());
+        assert!(cache.snapshots.contains_key(&key));
+        // Last read: served, then forgotten.
+        assert!(cache.take(&key).is_some());
+        assert!(cache.snapshots.is_empty());
+        // A snapshot nobody will read again is not kept at all.
+        let other = ("file".to_owned(), Feature::Ratings);
+        cache.uses.insert(other.clone(), 1);
+        cache.keep(other.clone(), &taken());
+        assert!(cache.snapshots.is_empty());
+    }
 }

@@ -1001,11 +1001,19 @@ async fn plans_must_be_approved_fresh_untampered_and_run_once() {
     let prepared = engine.prepare(&RunOptions::default(), &world.run_id()).await.unwrap();
     engine.record_for_approval(&prepared, true).unwrap();
     let mut tampered = prepared.plan_file();
-    let adds = tampered.plan.steps[0].params["to_target"]["adds"].as_array_mut().unwrap();
+    let adds = &mut tampered.steps.values_mut().next().unwrap().to_target.adds;
     assert_eq!(adds.len(), 2);
-    adds[0]["item"]["ids"]["tmdb"] = json!("666");
+    adds[0].item.ids.insert("tmdb".into(), "666".into());
     assert!(matches!(engine.apply(&tampered).await, Err(RunError::InvalidPlan(_))));
     assert!(matches!(engine.approve(&tampered), Err(RunError::InvalidPlan(_))));
+    // Or the step itself (its description is part of what was approved).
+    let mut tampered = prepared.plan_file();
+    tampered.plan.steps[0].description.push_str(" and more");
+    assert!(matches!(engine.apply(&tampered).await, Err(RunError::InvalidPlan(_))));
+    // Or a step's writes dropped from the file.
+    let mut tampered = prepared.plan_file();
+    tampered.steps.clear();
+    assert!(matches!(engine.apply(&tampered).await, Err(RunError::InvalidPlan(_))));
     let mut tampered = prepared.plan_file();
     tampered.intent.params["options"] = json!({ "allow_mass_delete": true });
     assert!(matches!(engine.apply(&tampered).await, Err(RunError::InvalidPlan(_))));
