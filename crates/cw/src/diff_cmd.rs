@@ -8,13 +8,14 @@ use clap::Args;
 use cw_orchestrator::config::CwConfig;
 use cw_orchestrator::ingest::Inventory;
 use pal::inventory::{Feature, InventoryItem, InventoryProvider};
-use pal::{AdapterHandle, CallSpec, CallTarget, Capability, Pipeline};
+use pal::secret::{Redactor, Secret};
+use pal::{CallSpec, CallTarget, Capability, Pipeline};
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
 use crate::output::{emit, to_json_text};
-use crate::providers::adapter_factories;
+use crate::providers::inventory_instance;
 use crate::sync_cmd::Globals;
 
 #[derive(Debug, Args)]
@@ -41,13 +42,15 @@ struct Diff {
     matched: usize,
 }
 
-/// Builds the inventory provider `side` names: a config instance first, else a file.
-fn provider(side: &str, config: Option<&CwConfig>) -> Result<(String, Arc<dyn InventoryProvider>), CliError> {
-    let (adapter, settings, label) = match config.and_then(|c| c.providers.get(side)) {
-        Some(instance) => {
-            (instance.adapter.clone(), serde_json::Value::Object(instance.settings.clone()), side.to_owned())
+/// The inventory provider `side` names (a config instance first, else a file), and its secrets.
+fn provider(side: &str, config: Option<&CwConfig>) -> Result<(Arc<dyn InventoryProvider>, Vec<Secret>), CliError> {
+    let (adapter, settings) = match config.and_then(|c| c.providers.get(side)) {
+        Some(instance) => (instance.adapter.clone(), instance.settings.clone()),
+        None if Path::new(side).is_file() => {
+            let mut settings = serde_json::Map::new();
+            settings.insert("path".to_owned(), serde_json::Value::String(side.to_owned()));
+            ("file".to_owned(), settings)
         }
-        None if Path::new(side).is_file() => ("file".to_owned(), serde_json::json!({ "path": side }), side.to_owned()),
         None => {
             let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
             return Err(CliError::Usage {
@@ -59,16 +62,9 @@ fn provider(side: &str, config: Option<&CwConfig>) -> Result<(String, Arc<dyn In
             });
         }
     };
-    let factory = adapter_factories()
-        .into_iter()
-        .find(|f| f.name == adapter && f.capability == Capability::Inventory)
-        .ok_or_else(|| CliError::Usage { message: format!("`{side}`: `{adapter}` is not an inventory adapter") })?;
-    let built =
-        (factory.build)(&settings).map_err(|message| CliError::Usage { message: format!("`{side}`: {message}") })?;
-    match built.handle {
-        AdapterHandle::Inventory(provider) => Ok((label, provider)),
-        _ => Err(CliError::Usage { message: format!("`{side}`: `{adapter}` is not an inventory adapter") }),
-    }
+    let (provider, secrets) = inventory_instance(side, &adapter, &settings)
+        .map_err(|message| CliError::Usage { message: format!("`{side}`: {message}") })?;
+    Ok((provider, secrets))
 }
 
 async fn snapshot(
@@ -95,8 +91,10 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
         Some(path) => Some(CwConfig::load(path).map_err(|e| CliError::Usage { message: e.to_string() })?),
         None => None,
     };
-    let (left_name, left) = provider(&args.left, config.as_ref())?;
-    let (right_name, right) = provider(&args.right, config.as_ref())?;
+    let (left_name, right_name) = (&args.left, &args.right);
+    let (left, mut secrets) = provider(left_name, config.as_ref())?;
+    let (right, right_secrets) = provider(right_name, config.as_ref())?;
+    secrets.extend(right_secrets);
     let feature = match &args.feature {
         Some(name) => name.parse::<Feature>().map_err(|message| CliError::Usage { message })?,
         None => left.features().list().into_iter().find(|f| right.features().supports(*f)).ok_or_else(|| {
@@ -109,6 +107,7 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
         }
     }
     let pipeline = Pipeline::default();
+    pipeline.set_redactor(Redactor::new(secrets.iter()));
     let left_side = Inventory::new(feature, snapshot(&pipeline, &left, feature).await?.iter());
     let right_side = Inventory::new(feature, snapshot(&pipeline, &right, feature).await?.iter());
     let only_left = only_in(&left_side, &right_side);

@@ -29,12 +29,13 @@ pub(crate) fn adapter_factories() -> Vec<pal::AdapterFactory> {
     factories
 }
 
-/// Builds the inventory provider instance `name` with `adapter` and its settings.
+/// Builds the inventory provider instance `name` with `adapter` and its settings; also returns
+/// the secrets it holds (from its settings and the factory), for the pipeline's redactor.
 pub(crate) fn inventory_instance(
     name: &str,
     adapter: &str,
     settings: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Arc<dyn InventoryProvider>, String> {
+) -> Result<(Arc<dyn InventoryProvider>, Vec<pal::secret::Secret>), String> {
     let factories = adapter_factories();
     let Some(factory) = factories.iter().find(|f| f.name == adapter && f.capability == Capability::Inventory) else {
         let known: Vec<&str> =
@@ -44,10 +45,14 @@ pub(crate) fn inventory_instance(
             known.join(", ")
         ));
     };
-    let built = (factory.build)(&serde_json::Value::Object(settings.clone()))
-        .map_err(|message| format!("provider `{name}` ({adapter}): {message}"))?;
+    let settings = serde_json::Value::Object(settings.clone());
+    let mut secrets = pal::secrets_in(&settings);
+    let redactor = pal::secret::Redactor::new(secrets.iter());
+    let built = (factory.build)(&settings)
+        .map_err(|message| format!("provider `{name}` ({adapter}): {}", redactor.scrub(&message)))?;
+    secrets.extend(built.secrets);
     match built.handle {
-        AdapterHandle::Inventory(provider) => Ok(provider),
+        AdapterHandle::Inventory(provider) => Ok((provider, secrets)),
         _ => Err(format!("provider `{name}`: `{adapter}` is not an inventory adapter")),
     }
 }

@@ -114,14 +114,19 @@ fn open_store(globals: &Globals, config: Option<&CwConfig>) -> Result<StateStore
         .map_err(|e| CliError::Usage { message: e.to_string() })
 }
 
-fn build_providers(config: &CwConfig) -> Result<Providers, CliError> {
+/// Builds every provider instance of the config and a pipeline that redacts their secrets.
+fn build_providers(config: &CwConfig) -> Result<(Providers, Pipeline), CliError> {
     let mut providers = Providers::new();
+    let mut secrets = Vec::new();
     for instance in config.providers.values() {
-        let built = inventory_instance(&instance.name, &instance.adapter, &instance.settings)
+        let (provider, held) = inventory_instance(&instance.name, &instance.adapter, &instance.settings)
             .map_err(|message| CliError::Usage { message: format!("{}: {message}", config.file.display()) })?;
-        providers.insert(instance.name.clone(), built);
+        providers.insert(instance.name.clone(), provider);
+        secrets.extend(held);
     }
-    Ok(providers)
+    let pipeline = Pipeline::default();
+    pipeline.set_redactor(pal::secret::Redactor::new(secrets.iter()));
+    Ok((providers, pipeline))
 }
 
 fn parse_features(names: &[String]) -> Result<Vec<Feature>, CliError> {
@@ -186,8 +191,7 @@ fn observer(globals: &Globals) -> Box<dyn Observer> {
 pub(crate) async fn sync(globals: Globals, args: SyncArgs) -> Result<u8, CliError> {
     let config = load_config(&globals)?;
     let store = open_store(&globals, Some(&config))?;
-    let providers = build_providers(&config)?;
-    let pipeline = Pipeline::default();
+    let (providers, pipeline) = build_providers(&config)?;
     let observer = observer(&globals);
     let engine = Engine::new(&config, &store, &pipeline, &providers, observer.as_ref());
     let options = RunOptions {
@@ -210,8 +214,7 @@ pub(crate) async fn sync(globals: Globals, args: SyncArgs) -> Result<u8, CliErro
 pub(crate) async fn plan(globals: Globals, args: PlanArgs) -> Result<u8, CliError> {
     let config = load_config(&globals)?;
     let store = open_store(&globals, Some(&config))?;
-    let providers = build_providers(&config)?;
-    let pipeline = Pipeline::default();
+    let (providers, pipeline) = build_providers(&config)?;
     let observer = observer(&globals);
     let engine = Engine::new(&config, &store, &pipeline, &providers, observer.as_ref());
     let options = RunOptions {
@@ -263,8 +266,7 @@ pub(crate) async fn approve(globals: Globals, args: PlanFileArgs) -> Result<u8, 
 pub(crate) async fn apply(globals: Globals, args: PlanFileArgs) -> Result<u8, CliError> {
     let config = load_config(&globals)?;
     let store = open_store(&globals, Some(&config))?;
-    let providers = build_providers(&config)?;
-    let pipeline = Pipeline::default();
+    let (providers, pipeline) = build_providers(&config)?;
     let observer = observer(&globals);
     let engine = Engine::new(&config, &store, &pipeline, &providers, observer.as_ref());
     let file: PlanFile = read_json(&args.plan_file)?;

@@ -33,7 +33,7 @@ pub use health::{ApiStats, HealthReport, HealthStatus};
 pub use pipeline::{
     CallSpec, Clock, Hook, Jitter, MetricsEvent, MetricsRecorder, Pipeline, RetryPolicy, SeededJitter, TokioClock,
 };
-pub use registry::{AdapterFactory, BuiltAdapter, CallError, ListingEntry, Registry, RegistryError};
+pub use registry::{AdapterFactory, BuiltAdapter, CallError, ListingEntry, Registry, RegistryError, secrets_in};
 pub use secret::{Redactor, Secret};
 
 /// Vendor fields carried alongside typed ones.

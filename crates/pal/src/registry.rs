@@ -381,8 +381,9 @@ impl HealthStatus {
     }
 }
 
-/// String values under secret-looking keys (`token`, `api_key`, `password`, `secret`, `key`…).
-fn secrets_in(settings: &Value) -> Vec<Secret> {
+/// String values under secret-looking keys (`token`, `api_key`, `password`, `secret`, `key`…)
+/// of adapter settings: what a [`Redactor`] must scrub, whoever builds the adapter.
+pub fn secrets_in(settings: &Value) -> Vec<Secret> {
     fn is_secret_key(key: &str) -> bool {
         let key = key.to_ascii_lowercase();
         ["token", "secret", "password", "passwd", "api_key", "apikey", "credential"].iter().any(|k| key.contains(k))
