@@ -184,7 +184,8 @@ pub struct SideState {
     pub checkpoint: Option<String>,
     /// The stored baseline is this very snapshot (same hash): it was not read back.
     pub baseline_is_snapshot: bool,
-    /// The ingested side.
+    /// The ingested side (in a [`FeatureRun`], without its baseline: it is let go once the
+    /// plan is made).
     pub ingested: Ingested,
 }
 
@@ -938,6 +939,11 @@ impl<'a> Engine<'a> {
             }
         }
         blocked += held.len();
+        // The baselines have served (the plan is made); what follows needs only the sides as
+        // they are. Freed now, they do not add to the run's peak memory.
+        let (mut source, mut target) = (source, target);
+        source.ingested.baseline = None;
+        target.ingested.baseline = None;
         Ok(Ok(FeatureRun { feature, source, target, plan, held, blocked, settled, findings }))
     }
 
