@@ -233,6 +233,7 @@ pub(crate) async fn plan(globals: Globals, args: PlanArgs) -> Result<u8, CliErro
         emit(&to_json_text(&json!({
             "plan": file.plan,
             "plan_hash": file.plan.plan_hash,
+            "writes": file.steps,
             "findings": file.witness.findings,
             "approved": approval.is_some(),
             "out": args.out,
@@ -472,29 +473,33 @@ fn report_text(report: &RunReport) -> String {
     text
 }
 
+/// How many writes of one kind `cw plan` lists before it summarises the rest.
+const PLAN_LINES_SHOWN: usize = 25;
+
 fn plan_text(prepared: &Prepared, approved: bool, out: Option<&Path>) -> String {
     let mut text = String::new();
     for pair in &prepared.pairs {
         for run in &pair.features {
             for (side, writes) in [("target", &run.plan.to_target), ("source", &run.plan.to_source)] {
                 let instance = if side == "target" { &pair.pair.target } else { &pair.pair.source };
-                for item in &writes.adds {
-                    text.push_str(&format!(
-                        "+ {} {} {instance}: {}{}\n",
-                        pair.pair.id,
-                        run.feature,
-                        item.key,
-                        title(&item.item)
-                    ));
-                }
-                for item in &writes.removals {
-                    text.push_str(&format!(
-                        "- {} {} {instance}: {}{}\n",
-                        pair.pair.id,
-                        run.feature,
-                        item.key,
-                        title(&item.item)
-                    ));
+                for (sign, items) in [('+', &writes.adds), ('-', &writes.removals)] {
+                    for item in items.iter().take(PLAN_LINES_SHOWN) {
+                        text.push_str(&format!(
+                            "{sign} {} {} {instance}: {}{}\n",
+                            pair.pair.id,
+                            run.feature,
+                            item.key,
+                            title(&item.item)
+                        ));
+                    }
+                    if items.len() > PLAN_LINES_SHOWN {
+                        text.push_str(&format!(
+                            "{sign} {} {} {instance}: … and {} more (all of them: --out FILE or --json)\n",
+                            pair.pair.id,
+                            run.feature,
+                            items.len() - PLAN_LINES_SHOWN
+                        ));
+                    }
                 }
             }
         }
