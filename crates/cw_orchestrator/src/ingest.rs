@@ -332,6 +332,12 @@ impl Inventory {
         Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
     }
 
+    /// [`Inventory::new`] over owned items: each raw item is freed as soon as its entry is
+    /// built, so a large snapshot is never held twice.
+    pub fn from_items(feature: Feature, items: Vec<InventoryItem>) -> Inventory {
+        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, &raw)).collect())
+    }
+
     /// Indexes `entries`; on equal keys the first wins.
     fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
         // Sorted first (stably, so the first of equal keys stays first), every insert appends
@@ -554,12 +560,58 @@ pub fn ingest_with(
     baseline: Option<&Baseline>,
     options: IngestOptions,
 ) -> Ingested {
-    let mut findings = Vec::new();
-    let unrated = if feature == Feature::Ratings {
-        snapshot.items.iter().filter(|i| i.rating.and_then(|r| normalize_rating(f64::from(r))).is_none()).count()
+    let unrated = unrated(feature, &snapshot.items);
+    let snap = Inventory::new(feature, &snapshot.items);
+    let base = baseline.map(|b| Inventory::new(feature, &b.items));
+    let checkpoints =
+        Checkpoints { previous: baseline.and_then(|b| b.checkpoint.clone()), current: snapshot.checkpoint.clone() };
+    settle(feature, snapshot.semantics, snap, base, checkpoints, unrated, options)
+}
+
+/// [`ingest_with`], consuming the snapshot and the baseline: each raw item is freed as soon as
+/// its entry is built, which keeps a large run's peak memory down.
+pub fn ingest_owned(
+    feature: Feature,
+    snapshot: Snapshot,
+    baseline: Option<Baseline>,
+    options: IngestOptions,
+) -> Ingested {
+    let unrated = unrated(feature, &snapshot.items);
+    let checkpoints = Checkpoints {
+        previous: baseline.as_ref().and_then(|b| b.checkpoint.clone()),
+        current: snapshot.checkpoint.clone(),
+    };
+    let snap = Inventory::from_items(feature, snapshot.items);
+    let base = baseline.map(|b| Inventory::from_items(feature, b.items));
+    settle(feature, snapshot.semantics, snap, base, checkpoints, unrated, options)
+}
+
+/// The checkpoints the drop guard compares.
+struct Checkpoints {
+    previous: Option<String>,
+    current: Option<String>,
+}
+
+/// How many ratings items carry no rating in 1–10 (ingest leaves them out).
+fn unrated(feature: Feature, items: &[InventoryItem]) -> usize {
+    if feature == Feature::Ratings {
+        items.iter().filter(|i| i.rating.and_then(|r| normalize_rating(f64::from(r))).is_none()).count()
     } else {
         0
-    };
+    }
+}
+
+/// The semantics and the drop guard, over an indexed snapshot and baseline.
+fn settle(
+    feature: Feature,
+    semantics: IndexSemantics,
+    snap: Inventory,
+    base: Option<Inventory>,
+    checkpoints: Checkpoints,
+    unrated: usize,
+    options: IngestOptions,
+) -> Ingested {
+    let mut findings = Vec::new();
     if unrated > 0 {
         findings.push(Finding {
             rule_id: UNRATED_RULE.to_owned(),
@@ -569,14 +621,12 @@ pub fn ingest_with(
             evidence: Some(json!({ "count": unrated })),
         });
     }
-    let snap = Inventory::new(feature, &snapshot.items);
-    let base = baseline.map(|b| Inventory::new(feature, &b.items));
-    let (current, suspect) = match (snapshot.semantics, &base) {
+    let (current, suspect) = match (semantics, &base) {
         (IndexSemantics::Delta, Some(base)) => (base.overlay(&snap), false),
         (IndexSemantics::Delta, None) => (snap, false),
         (IndexSemantics::Present, Some(base)) => {
-            let previous_checkpoint = baseline.and_then(|b| b.checkpoint.as_deref());
-            let advanced = guards::checkpoint_advanced(previous_checkpoint, snapshot.checkpoint.as_deref());
+            let previous_checkpoint = checkpoints.previous.as_deref();
+            let advanced = guards::checkpoint_advanced(previous_checkpoint, checkpoints.current.as_deref());
             if options.drop_guard && guards::is_suspect_drop(base.len(), snap.len(), advanced) {
                 findings.push(Finding {
                     rule_id: DROP_GUARD_RULE.to_owned(),
@@ -594,7 +644,7 @@ pub fn ingest_with(
                         "baseline_count": base.len(),
                         "threshold": guards::drop_guard_threshold(base.len()),
                         "checkpoint_previous": previous_checkpoint,
-                        "checkpoint_current": snapshot.checkpoint,
+                        "checkpoint_current": checkpoints.current,
                     })),
                 });
                 (base.clone(), true)
@@ -613,6 +663,13 @@ pub fn ingest_with(
 /// snapshot cannot be suspect: it has not changed.
 pub fn ingest_unchanged(feature: Feature, snapshot: &Snapshot) -> Ingested {
     let mut ingested = ingest_with(feature, snapshot, None, IngestOptions::default());
+    ingested.baseline = Some(ingested.current.clone());
+    ingested
+}
+
+/// [`ingest_unchanged`], consuming the snapshot.
+pub fn ingest_unchanged_owned(feature: Feature, snapshot: Snapshot) -> Ingested {
+    let mut ingested = ingest_owned(feature, snapshot, None, IngestOptions::default());
     ingested.baseline = Some(ingested.current.clone());
     ingested
 }

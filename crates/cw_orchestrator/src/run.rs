@@ -45,7 +45,8 @@ use crate::applier::{self, ChunkVerdict};
 use crate::config::{CwConfig, PairConfig, Side};
 use crate::guards::{self, HealthGate};
 use crate::ingest::{
-    Baseline, IngestOptions, Ingested, Inventory, Snapshot, all_persistable, ingest_unchanged, ingest_with, persistable,
+    Baseline, IngestOptions, Ingested, Inventory, Snapshot, all_persistable, ingest_owned, ingest_unchanged,
+    ingest_unchanged_owned, ingest_with, persistable,
 };
 use crate::planner::{self, FeaturePlan, PlanConfig, PlanInput, PlannedItem, Reason};
 use crate::state::{
@@ -821,27 +822,30 @@ impl<'a> Engine<'a> {
             };
             jobs.push((side, capabilities, taken, snapshot_hash, unchanged, baseline));
         }
-        let ingested = parallel(
-            jobs.iter()
-                .map(|(_, _, taken, _, unchanged, baseline)| {
-                    move || {
-                        if *unchanged {
-                            ingest_unchanged(feature, &taken.snapshot)
-                        } else {
-                            ingest_with(feature, &taken.snapshot, baseline.as_ref(), ingest_options)
-                        }
-                    }
-                })
-                .collect(),
-        );
-        let mut states: Vec<SideState> = jobs
+        let checkpoints: Vec<Option<String>> =
+            jobs.iter().map(|(_, _, taken, ..)| taken.snapshot.checkpoint.clone()).collect();
+        let mut work = Vec::new();
+        let mut sides_done = Vec::new();
+        for (side, capabilities, taken, snapshot_hash, unchanged, baseline) in jobs {
+            work.push(move || match Arc::try_unwrap(taken) {
+                // The run's last reader of this snapshot: ingest consumes it.
+                Ok(Taken { snapshot, .. }) if unchanged => ingest_unchanged_owned(feature, snapshot),
+                Ok(Taken { snapshot, .. }) => ingest_owned(feature, snapshot, baseline, ingest_options),
+                Err(shared) if unchanged => ingest_unchanged(feature, &shared.snapshot),
+                Err(shared) => ingest_with(feature, &shared.snapshot, baseline.as_ref(), ingest_options),
+            });
+            sides_done.push((side, capabilities, snapshot_hash, unchanged));
+        }
+        let ingested = parallel(work);
+        let mut states: Vec<SideState> = sides_done
             .into_iter()
+            .zip(checkpoints)
             .zip(ingested)
-            .map(|((side, capabilities, taken, snapshot_hash, unchanged, _), ingested)| SideState {
+            .map(|(((side, capabilities, snapshot_hash, unchanged), checkpoint), ingested)| SideState {
                 instance: pair.provider(side).to_owned(),
                 capabilities,
                 snapshot_hash,
-                checkpoint: taken.snapshot.checkpoint.clone(),
+                checkpoint,
                 baseline_is_snapshot: unchanged,
                 ingested,
             })

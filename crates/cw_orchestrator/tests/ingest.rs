@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use admit_core::Severity;
-use cw_orchestrator::ingest::{Baseline, IngestOptions, Snapshot, ingest, ingest_with, normalize_rating, persistable};
+use cw_orchestrator::ingest::{
+    Baseline, IngestOptions, Snapshot, ingest, ingest_owned, ingest_with, normalize_rating, persistable,
+};
 use cw_orchestrator::ingest::{DROP_GUARD_RULE, Inventory, UNRATED_RULE};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
 use proptest::prelude::*;
@@ -375,4 +377,32 @@ fn ratings_are_normalised_at_ingest_and_unrated_items_left_out() {
     assert_eq!(ratings, [("tmdb:1", Some(9)), ("tmdb:5", Some(6))]);
     let finding = ingested.findings.iter().find(|f| f.rule_id == UNRATED_RULE).unwrap();
     assert_eq!(finding.evidence.as_ref().unwrap()["count"], 3);
+}
+
+#[test]
+fn consuming_ingest_gives_what_borrowing_ingest_gives() {
+    let items = items_of(&[
+        json!({"type": "movie", "ids": {"tmdb": "1"}, "rating": 8}),
+        json!({"type": "movie", "ids": {"imdb": "TT0000002"}, "rating": 0}),
+        json!({"type": "movie", "ids": {"tmdb": "1", "trakt": "9"}, "rating": 7}),
+        json!({"type": "episode", "show_ids": {"tvdb": "81189"}, "season": 1, "episode": 2, "rating": 9}),
+    ]);
+    let mut suspects = 0;
+    for semantics in [IndexSemantics::Present, IndexSemantics::Delta] {
+        let rated: Vec<InventoryItem> =
+            movies(40).into_iter().map(|m| InventoryItem { rating: Some(5), ..m }).collect();
+        for baseline in [None, Some(Baseline { items: rated, checkpoint: Some("c1".into()) })] {
+            for snapshot_items in [items.clone(), Vec::new()] {
+                let snapshot = Snapshot { items: snapshot_items, semantics, checkpoint: Some("c1".into()) };
+                let borrowed = ingest(Feature::Ratings, &snapshot, baseline.as_ref());
+                let owned =
+                    ingest_owned(Feature::Ratings, snapshot.clone(), baseline.clone(), IngestOptions::default());
+                assert_eq!(owned, borrowed, "{semantics:?}, baseline: {}", baseline.is_some());
+                suspects += usize::from(owned.suspect);
+            }
+        }
+    }
+    // The drop guard's path was among those compared (present, with the baseline: both a
+    // collapsed and an empty snapshot are suspect next to 40 items).
+    assert_eq!(suspects, 2);
 }
