@@ -884,9 +884,10 @@ impl StateStore {
                     )
                     .map_err(&err)?;
                 let mut written = 0usize;
+                let mut skipped = 0usize;
                 for (key, item) in &baseline.items {
                     if !(self.persist)(item) {
-                        outcome.baseline_items_skipped += 1;
+                        skipped += 1;
                         continue;
                     }
                     let json = serde_json::to_string(item)
@@ -905,13 +906,16 @@ impl StateStore {
                     delete.execute(params![pair, side, feature, key]).map_err(&err)?;
                 }
                 outcome.baseline_items += written;
+                outcome.baseline_items_skipped += skipped;
+                // What the filter left out makes the stored baseline differ from the snapshot.
+                let snapshot_hash = baseline.snapshot_hash.as_deref().filter(|_| skipped == 0);
                 tx.execute(
                     "INSERT INTO baselines (pair, side, feature, item_count, updated_at, run_id, snapshot_hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (pair, side, feature) DO UPDATE SET
                        item_count = excluded.item_count, updated_at = excluded.updated_at, run_id = excluded.run_id,
                        snapshot_hash = excluded.snapshot_hash",
-                    params![pair, side, feature, to_i64(written), now, run_id, baseline.snapshot_hash],
+                    params![pair, side, feature, to_i64(written), now, run_id, snapshot_hash],
                 )
                 .map_err(&err)?;
             }

@@ -861,6 +861,15 @@ fn a_baseline_remembers_the_snapshot_it_is() {
     store.commit(&RunCommit { pair: "p".into(), baselines: vec![write], ..Default::default() }).unwrap();
     let meta = store.baseline_meta("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
     assert_eq!((meta.item_count, meta.snapshot_hash.as_deref()), (2, Some("blake3:00")));
+    // Items the persistence filter leaves out make the baseline differ from the snapshot.
+    let filtered = StateStore::open_in_memory(StateOptions::default(), clock())
+        .unwrap()
+        .with_persist_filter(|i| i.ids.get("tmdb").is_some_and(|id| id != "2"));
+    let mut write = BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1), movie(2)]);
+    write.snapshot_hash = Some("blake3:00".into());
+    filtered.commit(&RunCommit { pair: "p".into(), baselines: vec![write], ..Default::default() }).unwrap();
+    let meta = filtered.baseline_meta("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
+    assert_eq!((meta.item_count, meta.snapshot_hash), (1, None));
     // A baseline written from anything else forgets it.
     let write = BaselineWrite::keyed(Side::Source, Feature::Watchlist, [movie(1)]);
     store.commit(&RunCommit { pair: "p".into(), baselines: vec![write], ..Default::default() }).unwrap();
