@@ -10,10 +10,10 @@
 //! ```
 //!
 //! [`Engine::prepare`] does everything up to the plan and writes nothing anywhere.
-//! [`Engine::execute`] runs a prepared plan only after the state store's plan store
-//! ([`admit_core::PlanStore`]) has authorised it: `cw sync` records and claims its own plan at
-//! once; `cw plan` records it for approval, and `cw apply` re-snapshots, proves the plan is
-//! still fresh, and executes exactly the plan that was approved.
+//! A prepared plan runs only after the state store's plan store ([`admit_core::PlanStore`])
+//! has authorised it: [`Engine::sync`] records and claims its own plan at once;
+//! [`Engine::record_for_approval`] records it for approval (`cw plan`), and [`Engine::apply`]
+//! re-snapshots, proves the plan still fresh, and executes exactly the plan that was approved.
 //!
 //! Safety rules this layer owns (the others live in the planner and guards):
 //! - A feature's baselines and checkpoints advance only when nothing held its removals back (a
