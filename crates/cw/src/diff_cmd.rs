@@ -92,8 +92,9 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
         None => None,
     };
     let (left_name, right_name) = (&args.left, &args.right);
-    let (left, mut secrets) = provider(left_name, config.as_ref())?;
-    let (right, right_secrets) = provider(right_name, config.as_ref())?;
+    // Opening a file inventory parses it: the two sides are read on their own threads.
+    let (left, right) = both(|| provider(left_name, config.as_ref()), || provider(right_name, config.as_ref()));
+    let ((left, mut secrets), (right, right_secrets)) = (left?, right?);
     secrets.extend(right_secrets);
     let feature = match &args.feature {
         Some(name) => name.parse::<Feature>().map_err(|message| CliError::Usage { message })?,
@@ -108,11 +109,15 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
     }
     let pipeline = Pipeline::default();
     pipeline.set_redactor(Redactor::new(secrets.iter()));
-    let left_side = Inventory::new(feature, snapshot(&pipeline, &left, feature).await?.iter());
-    let right_side = Inventory::new(feature, snapshot(&pipeline, &right, feature).await?.iter());
-    let only_left = only_in(&left_side, &right_side);
-    let only_right = only_in(&right_side, &left_side);
+    let left_items = snapshot(&pipeline, &left, feature).await?;
+    let right_items = snapshot(&pipeline, &right, feature).await?;
+    let (left_side, right_side) =
+        both(|| Inventory::from_items(feature, left_items), || Inventory::from_items(feature, right_items));
+    let (only_left, only_right) = both(|| only_in(&left_side, &right_side), || only_in(&right_side, &left_side));
     let matched = left_side.len() - only_left.len();
+    // The process ends after printing: the OS takes the inventories back faster than freeing
+    // them item by item would.
+    std::mem::forget((left_side, right_side));
     let result = Diff { only_left, only_right, matched };
     if globals.json {
         emit(&to_json_text(&result));
@@ -130,4 +135,13 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
     text.push_str(&format!("matched: {} ({feature})\n", result.matched));
     emit(&text);
     Ok(exit::OK)
+}
+
+/// Runs `left` and `right` on two threads and returns both results.
+fn both<L: Send, R: Send>(left: impl FnOnce() -> L + Send, right: impl FnOnce() -> R + Send) -> (L, R) {
+    std::thread::scope(|scope| {
+        let right = scope.spawn(right);
+        let left = left();
+        (left, right.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
