@@ -504,7 +504,7 @@ fn hash(items: &[InventoryItem]) -> Result<admit_core::Digest, String> {
 /// What is wrong with a snapshot item, if anything.
 fn item_problem(item: &InventoryItem) -> Option<String> {
     let ids = keys::normalize_ids(item);
-    let has_id = keys::ID_NAMESPACES.iter().any(|ns| ids.contains_key(*ns));
+    let has_id = keys::ID_NAMESPACES.iter().any(|ns| ids.contains_key(ns));
     let numbered = keys::fragment(item).is_some();
     let has_show = !keys::normalize_show_ids(item).is_empty();
     match item.item_type {

@@ -425,7 +425,7 @@ impl InventoryProvider for Fake {
         let entries = state.items.entry(feature).or_default();
         let (mut confirmed, mut unresolved) = (Vec::new(), Vec::new());
         for item in items {
-            if normalize_ids(&item).get("tmdb").map(String::as_str) == Some("404") {
+            if normalize_ids(&item).get("tmdb") == Some("404") {
                 let ids = if b.unresolved_without_ids { Ids::new() } else { item.ids.clone() };
                 unresolved.push(UnresolvedItem { ids, reason: Some("HTTP 404".into()), ..Default::default() });
                 continue;

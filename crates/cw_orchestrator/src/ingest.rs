@@ -19,7 +19,7 @@
 //! })).unwrap();
 //! let side = ingest(Feature::Watchlist, &Snapshot::present(vec![heat]), None);
 //! let entry = side.current.get("tmdb:949").unwrap();
-//! assert_eq!(entry.item().ids["imdb"], "tt0113277"); // normalised once, here
+//! assert_eq!(entry.item().ids.get("imdb"), Some("tt0113277")); // normalised once, here
 //! assert!(entry.tokens().contains("imdb:tt0113277"));
 //! assert!(!side.suspect);
 //! ```
@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use admit_core::{Finding, Severity};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
-use pal::keys::{canonical_key_of_normalized, normalize_item, strong_tokens_of_normalized};
+use pal::keys::{canonical_key_of_normalized, normalize_item_owned, strong_tokens_of_normalized};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -99,8 +99,8 @@ pub struct Entry {
 impl Entry {
     /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
     /// normalises to none (it is not rated).
-    fn new(feature: Feature, raw: &InventoryItem) -> Option<Entry> {
-        let mut item = normalize_item(raw);
+    fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
+        let mut item = normalize_item_owned(raw);
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
         }
@@ -329,13 +329,13 @@ impl Inventory {
 
     /// Normalises and indexes `items` (ratings that normalise to none are left out).
     pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
+        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw.clone())).collect())
     }
 
     /// [`Inventory::new`] over owned items: each raw item is freed as soon as its entry is
     /// built, so a large snapshot is never held twice.
     pub fn from_items(feature: Feature, items: Vec<InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, &raw)).collect())
+        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
     }
 
     /// Indexes `entries`; on equal keys the first wins.

@@ -53,10 +53,10 @@ fn ids_are_normalised_once_at_ingest() {
     );
     let entry = side.get("tmdb:949").expect("keyed by tmdb, the first of the key priority");
     let ids = &entry.item().ids;
-    assert_eq!(ids["imdb"], "tt0113277");
-    assert_eq!(ids["tmdb"], "949");
-    assert_eq!(ids["trakt"], "1234");
-    assert_eq!(ids["tvdb"], "81189", "parsed out of the guid; the sentinel was dropped");
+    assert_eq!(ids.get("imdb"), Some("tt0113277"));
+    assert_eq!(ids.get("tmdb"), Some("949"));
+    assert_eq!(ids.get("trakt"), Some("1234"));
+    assert_eq!(ids.get("tvdb"), Some("81189"), "parsed out of the guid; the sentinel was dropped");
     assert!(!entry.item().extra.contains_key("imdb"), "top-level ids moved into ids");
     let expected: BTreeSet<String> =
         ["imdb:tt0113277", "tmdb:949", "trakt:1234", "tvdb:81189"].iter().map(|s| (*s).to_owned()).collect();
@@ -166,10 +166,10 @@ prop_compose! {
                trakt in proptest::option::of(1u8..6), slug in proptest::option::of(1u8..3),
                title in proptest::option::of(1u8..3)) -> InventoryItem {
         let mut ids = pal::inventory::Ids::new();
-        if let Some(v) = tmdb { ids.insert("tmdb".into(), v.to_string()); }
-        if let Some(v) = imdb { ids.insert("imdb".into(), format!("tt{v}")); }
-        if let Some(v) = trakt { ids.insert("trakt".into(), v.to_string()); }
-        if let Some(v) = slug { ids.insert("slug".into(), format!("s{v}")); }
+        if let Some(v) = tmdb { ids.insert("tmdb", v.to_string()); }
+        if let Some(v) = imdb { ids.insert("imdb", format!("tt{v}")); }
+        if let Some(v) = trakt { ids.insert("trakt", v.to_string()); }
+        if let Some(v) = slug { ids.insert("slug", format!("s{v}")); }
         InventoryItem { ids, title: title.map(|t| format!("T{t}")), ..Default::default() }
     }
 }

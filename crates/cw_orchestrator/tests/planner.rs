@@ -242,7 +242,7 @@ fn source_deletes_match_the_target_by_token_overlap() {
     let planned = run(one_way(RemoveMode::SourceDeletes), &source, &target);
     assert_eq!(keys(&planned.to_target.removals), ["tmdb:3"]);
     assert_eq!(planned.to_target.removals[0].reason, Reason::Deleted);
-    assert_eq!(planned.to_target.removals[0].item.ids["imdb"], "tt3", "removals carry the target's item");
+    assert_eq!(planned.to_target.removals[0].item.ids.get("imdb"), Some("tt3"), "removals carry the target's item");
 }
 
 #[test]
@@ -352,7 +352,7 @@ fn a_rating_upsert_carries_the_target_item_with_the_new_rating() {
     let update = &planned.to_target.adds[0].item;
     assert_eq!((update.rating, update.rated_at.as_deref()), (Some(9), Some("2026-01-02T00:00:00Z")));
     assert_eq!(update.extra["plex"]["ratingKey"], "77");
-    assert_eq!(update.ids["imdb"], "tt1");
+    assert_eq!(update.ids.get("imdb"), Some("tt1"));
 }
 
 #[test]
@@ -805,7 +805,7 @@ fn make(feature: Feature, masks: &[u8], d: &Draw) -> InventoryItem {
     ];
     for (bit, (ns, id)) in pairs.into_iter().enumerate() {
         if mask & (1 << bit) != 0 {
-            ids.insert(ns.to_owned(), id);
+            ids.insert(ns, id);
         }
     }
     let stamp = |n: Option<u8>| n.map(|n| format!("2026-01-0{}T00:00:00Z", n + 1));

@@ -222,7 +222,7 @@ impl Scripted {
         for item in items {
             let key = canonical_key(&item);
             if knobs.unresolved.contains(&key) {
-                let ids = if knobs.unresolved_without_ids { BTreeMap::new() } else { item.ids.clone() };
+                let ids = if knobs.unresolved_without_ids { pal::inventory::Ids::new() } else { item.ids.clone() };
                 unresolved.push(UnresolvedItem { ids, reason: Some("scripted".to_owned()), ..Default::default() });
                 continue;
             }
@@ -1003,7 +1003,7 @@ async fn plans_must_be_approved_fresh_untampered_and_run_once() {
     let mut tampered = prepared.plan_file();
     let adds = &mut tampered.steps.values_mut().next().unwrap().to_target.adds;
     assert_eq!(adds.len(), 2);
-    adds[0].item.ids.insert("tmdb".into(), "666".into());
+    adds[0].item.ids.insert("tmdb", "666");
     assert!(matches!(engine.apply(&tampered).await, Err(RunError::InvalidPlan(_))));
     assert!(matches!(engine.approve(&tampered), Err(RunError::InvalidPlan(_))));
     // Or the step itself (its description is part of what was approved).

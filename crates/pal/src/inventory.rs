@@ -174,8 +174,7 @@ pub enum ItemType {
     Episode,
 }
 
-/// External ids by namespace (`imdb`, `tmdb`, `tvdb`, `trakt`, `simkl`, `plex`, `guid`, …).
-pub type Ids = BTreeMap<String, String>;
+pub use crate::ids::Ids;
 
 /// One item of an inventory, as providers report and accept it.
 ///

@@ -14,8 +14,8 @@
 //!     "ids": {"imdb": "https://www.imdb.com/title/TT0113277/", "guid": "tmdb://movie/949"},
 //! })).unwrap();
 //! let ids = normalize_ids(&movie);
-//! assert_eq!(ids["imdb"], "tt0113277");
-//! assert_eq!(ids["tmdb"], "949"); // parsed out of the guid
+//! assert_eq!(ids.get("imdb"), Some("tt0113277"));
+//! assert_eq!(ids.get("tmdb"), Some("949")); // parsed out of the guid
 //! assert_eq!(canonical_key(&movie), "tmdb:949");
 //! assert!(strong_tokens(&movie).contains("imdb:tt0113277"));
 //!
@@ -29,6 +29,7 @@
 //! assert_eq!(canonical_key(&episode), "tvdb:81189#s01e02");
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -79,36 +80,59 @@ pub fn is_sentinel(value: &str) -> bool {
 /// assert_eq!(normalize_id("trakt", "null"), None);
 /// ```
 pub fn normalize_id(namespace: &str, value: &str) -> Option<String> {
+    normalized_id(namespace, value).map(Cow::into_owned)
+}
+
+/// [`normalize_id`], borrowing from `value` when its normal form is a slice of it (ingest
+/// normalises every id of every item, and most are already in normal form).
+fn normalized_id<'v>(namespace: &str, value: &'v str) -> Option<Cow<'v, str>> {
     if is_sentinel(value) {
         return None;
     }
     let value = value.trim();
     let namespace = namespace.trim();
     let is = |name: &str| namespace.eq_ignore_ascii_case(name);
-    // Ingest normalises every id of every item: ids already in their normal form (the common
-    // case) are copied as they are, without the scratch strings of the general rules below.
     let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     if NUMERIC_NAMESPACES.iter().any(|ns| is(ns)) {
         if all_digits(value) {
-            return value.bytes().any(|b| b != b'0').then(|| value.to_owned());
+            return value.bytes().any(|b| b != b'0').then_some(Cow::Borrowed(value));
         }
         let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-        return (!digits.is_empty() && digits.chars().any(|c| c != '0')).then_some(digits);
+        return (!digits.is_empty() && digits.chars().any(|c| c != '0')).then_some(Cow::Owned(digits));
     }
-    if is("imdb") && value.strip_prefix("tt").is_some_and(all_digits) {
-        return Some(value.to_owned());
-    }
-    match namespace.to_ascii_lowercase().as_str() {
-        "imdb" => {
-            let lower = value.to_lowercase();
-            if let Some(tt) = imdb_in(&lower) {
-                return Some(tt);
-            }
-            let digits: String = lower.chars().filter(char::is_ascii_digit).collect();
-            (!digits.is_empty()).then(|| format!("tt{digits}"))
+    if is("imdb") {
+        if value.strip_prefix("tt").is_some_and(all_digits) {
+            return Some(Cow::Borrowed(value));
         }
-        "slug" => Some(value.to_lowercase()),
-        _ => Some(value.to_owned()),
+        let lower = value.to_lowercase();
+        if let Some(tt) = imdb_in(&lower) {
+            return Some(Cow::Owned(tt));
+        }
+        let digits: String = lower.chars().filter(char::is_ascii_digit).collect();
+        return (!digits.is_empty()).then(|| Cow::Owned(format!("tt{digits}")));
+    }
+    if is("slug") {
+        return Some(lowercase(value));
+    }
+    Some(Cow::Borrowed(value))
+}
+
+/// `text` lower-cased, borrowed when it has nothing to lower.
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
+}
+
+/// A namespace as ids are keyed by: trimmed, ASCII lower-case.
+fn normalized_namespace(namespace: &str) -> Cow<'_, str> {
+    let namespace = namespace.trim();
+    if namespace.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(namespace.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(namespace)
     }
 }
 
@@ -135,9 +159,9 @@ fn leading_digits(text: &str) -> &str {
 ///
 /// ```
 /// use pal::keys::ids_from_guid;
-/// assert_eq!(ids_from_guid("com.plexapp.agents.imdb://tt0113277?lang=en")["imdb"], "tt0113277");
-/// assert_eq!(ids_from_guid("tvdb://series/81189")["tvdb"], "81189");
-/// assert_eq!(ids_from_guid("plex://movie/5d7768").get("guid").map(String::as_str), Some("plex://movie/5d7768"));
+/// assert_eq!(ids_from_guid("com.plexapp.agents.imdb://tt0113277?lang=en").get("imdb"), Some("tt0113277"));
+/// assert_eq!(ids_from_guid("tvdb://series/81189").get("tvdb"), Some("81189"));
+/// assert_eq!(ids_from_guid("plex://movie/5d7768").get("guid"), Some("plex://movie/5d7768"));
 /// assert!(ids_from_guid("local://42").is_empty());
 /// ```
 pub fn ids_from_guid(guid: &str) -> Ids {
@@ -167,11 +191,11 @@ pub fn ids_from_guid(guid: &str) -> Ids {
             }
         });
         if let Some(id) = found {
-            ids.insert(namespace.to_owned(), id);
+            ids.insert(namespace, id);
         }
     }
     if lower.starts_with("plex://") {
-        ids.insert("guid".to_owned(), guid.to_owned());
+        ids.insert("guid", guid);
     }
     ids
 }
@@ -182,38 +206,51 @@ pub fn ids_from_guid(guid: &str) -> Ids {
 ///
 /// ```
 /// use pal::keys::normalize_id_map;
-/// let ids = [("TMDB", "949"), ("imdb", "None"), ("guid", "imdb://tt0113277")]
-///     .map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+/// let ids = [("TMDB", "949"), ("imdb", "None"), ("guid", "imdb://tt0113277")].into_iter().collect();
 /// let ids = normalize_id_map(&ids);
 /// assert_eq!(ids.len(), 3); // tmdb, guid, and imdb from the guid; the sentinel is gone
-/// assert_eq!(ids["imdb"], "tt0113277");
+/// assert_eq!(ids.get("imdb"), Some("tt0113277"));
 /// ```
 pub fn normalize_id_map(ids: &Ids) -> Ids {
-    let mut out = Ids::new();
-    merge(&mut out, ids.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    fill_from_guid(&mut out);
-    out
+    if is_normal(ids) {
+        return ids.clone();
+    }
+    let mut out = Vec::new();
+    push_normalized(&mut out, ids.iter());
+    finish_ids(out)
 }
 
-/// Adds normalised ids for namespaces `out` does not have yet.
-fn merge<'a>(out: &mut Ids, ids: impl IntoIterator<Item = (&'a str, &'a str)>) {
+/// Whether `ids` is its own [`normalize_id_map`]: every namespace and id in normal form, and
+/// every id its guid names present. Checked without allocating for ids without a guid.
+fn is_normal(ids: &Ids) -> bool {
+    ids.iter().all(|(namespace, id)| {
+        !namespace.is_empty()
+            && matches!(normalized_namespace(namespace), Cow::Borrowed(ns) if ns.len() == namespace.len())
+            && normalized_id(namespace, id).is_some_and(|normal| normal == id)
+    }) && ids.get("guid").is_none_or(|guid| ids_from_guid(guid).keys().all(|ns| ids.contains_key(ns)))
+}
+
+/// Appends the normalised form of each id (sentinels and empty namespaces left out).
+fn push_normalized<'a>(out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>, ids: impl IntoIterator<Item = (&'a str, &'a str)>) {
     for (namespace, value) in ids {
-        let namespace = namespace.trim().to_ascii_lowercase();
-        if namespace.is_empty() || out.contains_key(&namespace) {
+        let namespace = normalized_namespace(namespace);
+        if namespace.is_empty() {
             continue;
         }
-        if let Some(value) = normalize_id(&namespace, value) {
-            out.insert(namespace, value);
+        if let Some(value) = normalized_id(&namespace, value) {
+            out.push((namespace, value));
         }
     }
 }
 
-fn fill_from_guid(out: &mut Ids) {
-    if let Some(guid) = out.get("guid").cloned() {
-        for (namespace, value) in ids_from_guid(&guid) {
-            out.entry(namespace).or_insert(value);
-        }
+/// The ids of normalised `(namespace, id)` pairs, earlier pairs winning, with the ids the
+/// winning guid names added where missing.
+fn finish_ids(mut out: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> Ids {
+    if let Some((_, guid)) = out.iter().find(|(ns, _)| ns == "guid") {
+        let named = ids_from_guid(guid);
+        out.extend(named.iter().map(|(ns, id)| (Cow::Owned(ns.to_owned()), Cow::Owned(id.to_owned()))));
     }
+    Ids::first_wins(out)
 }
 
 /// A scalar id standing at the item's top level (in `extra`), as a string. Objects are vendor
@@ -231,21 +268,28 @@ fn top_level_id(value: &Value) -> Option<String> {
     }
 }
 
+/// Whether an `extra` value under an id namespace is an id standing at the item's top level.
+fn is_top_level_id(value: &Value) -> bool {
+    matches!(value, Value::String(_) | Value::Number(_))
+}
+
+fn has_top_level_ids(item: &InventoryItem) -> bool {
+    !item.extra.is_empty() && ID_NAMESPACES.iter().any(|ns| item.extra.get(*ns).is_some_and(is_top_level_id))
+}
+
 /// The item's normalised ids: its `ids` map, then ids standing at its top level (scalar
 /// values of `extra` under a namespace of [`ID_NAMESPACES`]), then the ids its `guid` names;
 /// earlier sources win. See [`normalize_id`] and [`ids_from_guid`].
 pub fn normalize_ids(item: &InventoryItem) -> Ids {
-    let mut out = Ids::new();
-    merge(&mut out, item.ids.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if !item.extra.is_empty() {
-        let top: Vec<(&str, String)> = ID_NAMESPACES
-            .iter()
-            .filter_map(|ns| item.extra.get(*ns).and_then(top_level_id).map(|v| (*ns, v)))
-            .collect();
-        merge(&mut out, top.iter().map(|(k, v)| (*k, v.as_str())));
+    if !has_top_level_ids(item) {
+        return normalize_id_map(&item.ids);
     }
-    fill_from_guid(&mut out);
-    out
+    let top: Vec<(&str, String)> =
+        ID_NAMESPACES.iter().filter_map(|ns| item.extra.get(*ns).and_then(top_level_id).map(|v| (*ns, v))).collect();
+    let mut out = Vec::new();
+    push_normalized(&mut out, item.ids.iter());
+    push_normalized(&mut out, top.iter().map(|(k, v)| (*k, v.as_str())));
+    finish_ids(out)
 }
 
 /// The item's normalised show ids (empty when it has none).
@@ -263,36 +307,33 @@ pub fn normalize_show_ids(item: &InventoryItem) -> Ids {
 ///     "type": "movie", "tmdb": 949, "imdb": "TT0113277", "plex": {"ratingKey": "1"}
 /// })).unwrap();
 /// let item = pal::keys::normalize_item(&raw);
-/// assert_eq!(item.ids["tmdb"], "949");
-/// assert_eq!(item.ids["imdb"], "tt0113277");
+/// assert_eq!(item.ids.get("tmdb"), Some("949"));
+/// assert_eq!(item.ids.get("imdb"), Some("tt0113277"));
 /// assert!(!item.extra.contains_key("tmdb"));
 /// assert!(item.extra.contains_key("plex")); // a vendor payload, not an id
 /// ```
 pub fn normalize_item(item: &InventoryItem) -> InventoryItem {
-    let mut extra = item.extra.clone();
-    for namespace in ID_NAMESPACES {
-        if extra.get(namespace).and_then(top_level_id).is_some() {
-            extra.remove(namespace);
+    normalize_item_owned(item.clone())
+}
+
+/// [`normalize_item`] of an item the caller gives up: what is already in normal form (most
+/// items, and every item normalised before) is kept as it is, not copied.
+pub fn normalize_item_owned(mut item: InventoryItem) -> InventoryItem {
+    if has_top_level_ids(&item) {
+        item.ids = normalize_ids(&item);
+        for namespace in ID_NAMESPACES {
+            if item.extra.get(namespace).is_some_and(is_top_level_id) {
+                item.extra.remove(namespace);
+            }
         }
+    } else if !is_normal(&item.ids) {
+        item.ids = normalize_id_map(&item.ids);
     }
-    // Field by field rather than `item.clone()`: the raw id maps would be copied only to be
-    // replaced.
-    InventoryItem {
-        item_type: item.item_type,
-        title: item.title.clone(),
-        year: item.year,
-        ids: normalize_ids(item),
-        show_ids: Some(normalize_show_ids(item)).filter(|ids| !ids.is_empty()),
-        season: item.season,
-        episode: item.episode,
-        rating: item.rating,
-        rated_at: item.rated_at.clone(),
-        watched_at: item.watched_at.clone(),
-        progress_ms: item.progress_ms,
-        duration_ms: item.duration_ms,
-        progress_at: item.progress_at.clone(),
-        extra,
+    item.show_ids = item.show_ids.take().map(|ids| if is_normal(&ids) { ids } else { normalize_id_map(&ids) });
+    if item.show_ids.as_ref().is_some_and(Ids::is_empty) {
+        item.show_ids = None;
     }
+    item
 }
 
 /// Parses a vendor's type name: `movie|movies` → movie, `show|shows|series|tv` → show,
@@ -322,7 +363,7 @@ pub fn type_name(item_type: ItemType) -> &'static str {
 /// [`KEY_PRIORITY`] it has, lower-cased; `None` when it has none.
 pub fn best_id_key(ids: &Ids) -> Option<String> {
     let ids = normalize_id_map(ids);
-    KEY_PRIORITY.iter().find_map(|ns| ids.get(*ns).map(|v| format!("{ns}:{v}").to_lowercase()))
+    KEY_PRIORITY.iter().find_map(|ns| ids.get(ns).map(|v| format!("{ns}:{v}").to_lowercase()))
 }
 
 /// The episode or season fragment: `#s01e02` for an episode with season and episode numbers,
@@ -367,7 +408,7 @@ pub fn canonical_key(item: &InventoryItem) -> String {
 }
 
 fn strong(ids: &Ids) -> BTreeSet<String> {
-    STRONG_NAMESPACES.iter().filter_map(|ns| ids.get(*ns).map(|v| format!("{ns}:{v}").to_lowercase())).collect()
+    STRONG_NAMESPACES.iter().filter_map(|ns| ids.get(ns).map(|v| format!("{ns}:{v}").to_lowercase())).collect()
 }
 
 /// The item's strong matching tokens, lower-case:
@@ -415,11 +456,11 @@ fn lower(mut text: String) -> String {
 
 /// [`best_id_key`] of a map that is already normalised.
 fn best_normalized_key(ids: &Ids) -> Option<String> {
-    KEY_PRIORITY.iter().find_map(|ns| ids.get(*ns).map(|v| id_token(ns, v)))
+    KEY_PRIORITY.iter().find_map(|ns| ids.get(ns).map(|v| id_token(ns, v)))
 }
 
 fn strong_normalized(ids: &Ids) -> BTreeSet<String> {
-    STRONG_NAMESPACES.iter().filter_map(|ns| ids.get(*ns).map(|v| id_token(ns, v))).collect()
+    STRONG_NAMESPACES.iter().filter_map(|ns| ids.get(ns).map(|v| id_token(ns, v))).collect()
 }
 
 /// [`canonical_key`] of an item that is already the output of [`normalize_item`], without
@@ -467,7 +508,7 @@ pub fn strong_tokens_of_normalized(item: &InventoryItem) -> BTreeSet<String> {
 pub fn alias_keys(item: &InventoryItem) -> BTreeSet<String> {
     let ids = normalize_ids(item);
     let mut keys: BTreeSet<String> =
-        ID_NAMESPACES.iter().filter_map(|ns| ids.get(*ns).map(|v| format!("{ns}:{v}").to_lowercase())).collect();
+        ID_NAMESPACES.iter().filter_map(|ns| ids.get(ns).map(|v| format!("{ns}:{v}").to_lowercase())).collect();
     keys.insert(canonical_key(item));
     if let (Some(show), Some(fragment)) = (show_key(item), fragment(item)) {
         keys.insert(format!("{show}{fragment}").to_lowercase());
@@ -775,7 +816,7 @@ mod tests {
             "(imdb://|tmdb://movie/|tvdb://series/|plex://show/|com.plexapp.agents.themoviedb://)[0-9a-zA-Z]{0,6}",
             ".{0,8}",
         ];
-        proptest::collection::btree_map(namespace, value, 0..5)
+        proptest::collection::btree_map(namespace, value, 0..5).prop_map(|map| map.into_iter().collect())
     }
 
     fn arb_item() -> impl Strategy<Value = InventoryItem> {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod experiments;
 pub mod health;
 pub mod http;
+pub mod ids;
 pub mod inventory;
 pub mod keys;
 pub mod lifecycle;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use pal::inventory::{Activities, Feature, InventoryItem};
+use pal::inventory::{Activities, Feature, Ids, InventoryItem};
 use pal::keys;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::format_description::well_known::Rfc3339;
@@ -273,14 +273,10 @@ fn write_tokens(tx: &Transaction<'_>, feature: Feature, id: i64, tokens: &BTreeS
 /// forgets an id.
 fn merged(old: &InventoryItem, new: &InventoryItem) -> InventoryItem {
     let mut item = new.clone();
-    for (namespace, id) in &old.ids {
-        item.ids.entry(namespace.clone()).or_insert_with(|| id.clone());
-    }
+    item.ids = Ids::first_wins(new.ids.iter().chain(old.ids.iter()).collect());
     if let Some(old_show) = &old.show_ids {
-        let show = item.show_ids.get_or_insert_with(Default::default);
-        for (namespace, id) in old_show {
-            show.entry(namespace.clone()).or_insert_with(|| id.clone());
-        }
+        let show = new.show_ids.iter().flat_map(Ids::iter).chain(old_show.iter());
+        item.show_ids = Some(Ids::first_wins(show.collect()));
     }
     item
 }

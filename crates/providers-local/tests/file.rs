@@ -71,7 +71,7 @@ async fn json_array_of_items() {
     let items = file.build_index(Feature::Watchlist).await.unwrap();
     let keys: Vec<String> = items.iter().map(pal::keys::canonical_key).collect();
     assert_eq!(keys, ["tmdb:949", "tvdb:81189", "movie|title:home movie|year:2003"]);
-    assert_eq!(items[0].ids["imdb"], "tt0113277", "normalised");
+    assert_eq!(items[0].ids.get("imdb"), Some("tt0113277"), "normalised");
     assert_eq!(items[1].item_type, ItemType::Show);
     assert_eq!(file.name(), "FILE");
     assert_eq!(file.label(), "File list.json");
@@ -197,7 +197,7 @@ async fn imdb_watchlist_export() {
     assert_eq!(file.feature(), Feature::Watchlist);
     let items = file.build_index(Feature::Watchlist).await.unwrap();
     let summary: Vec<(ItemType, &str, Option<u8>)> =
-        items.iter().map(|i| (i.item_type, i.ids["imdb"].as_str(), i.rating)).collect();
+        items.iter().map(|i| (i.item_type, i.ids.get("imdb").unwrap_or_default(), i.rating)).collect();
     assert_eq!(
         summary,
         [
@@ -225,7 +225,7 @@ fn columns_are_matched_by_name_in_any_order_with_extra_columns() {
     let items = file.items().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(
-        (items[0].title.as_deref(), items[0].year, items[0].rating, items[0].ids["imdb"].as_str()),
+        (items[0].title.as_deref(), items[0].year, items[0].rating, items[0].ids.get("imdb").unwrap_or_default()),
         (Some("Heat"), Some(1995), Some(9), "tt0113277")
     );
 }
@@ -366,7 +366,7 @@ fn repeated_rows_keep_one_entry_the_last_one_in_the_first_place() {
     let file = open(&dir, "twice.csv", &format!("{header}tt1,5,A,movie\ntt2,6,B,movie\ntt1,9,A,movie\n"));
     let items = file.items().unwrap();
     assert_eq!(
-        items.iter().map(|i| (i.ids["imdb"].as_str(), i.rating)).collect::<Vec<_>>(),
+        items.iter().map(|i| (i.ids.get("imdb").unwrap_or_default(), i.rating)).collect::<Vec<_>>(),
         [("tt1", Some(9)), ("tt2", Some(6))]
     );
 }

@@ -147,7 +147,7 @@ async fn an_item_keyed_differently_updates_its_entry_instead_of_duplicating_it()
     let snapshot = library.build_index(Feature::Ratings).await.unwrap();
     assert_eq!(snapshot.len(), 1, "{snapshot:?}");
     assert_eq!(snapshot[0].rating, Some(10));
-    assert_eq!(snapshot[0].ids.get("tmdb").map(String::as_str), Some("949"), "ids are merged, never forgotten");
+    assert_eq!(snapshot[0].ids.get("tmdb"), Some("949"), "ids are merged, never forgotten");
     assert_eq!(rows(&path, Feature::Ratings), 1);
     // And removing by the IMDb id removes it.
     library.remove(vec![item(json!({"ids": {"imdb": "tt0113277"}}))], Feature::Ratings, false).await.unwrap();
@@ -274,7 +274,7 @@ async fn remove_takes_out_the_items_and_nothing_else() {
     assert_eq!(every.confirmed_keys, Some(vec!["tmdb:949".to_owned()]));
     let left = library.build_index(Feature::History).await.unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].ids["tmdb"], "348");
+    assert_eq!(left[0].ids.get("tmdb"), Some("348"));
     // Removing what is absent succeeds and changes nothing.
     let writes = library.writes();
     let again = library.remove(vec![item(json!({"ids": {"tmdb": "949"}}))], Feature::History, false).await.unwrap();

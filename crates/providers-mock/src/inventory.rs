@@ -6,8 +6,8 @@ use std::sync::{Mutex, PoisonError};
 
 use admit_core::{ErrorCode, ProviderError};
 use pal::inventory::{
-    Activities, Feature, Features, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider, ItemType,
-    UnresolvedItem, WriteResult,
+    Activities, Feature, Features, Ids, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider,
+    ItemType, UnresolvedItem, WriteResult,
 };
 use pal::{Capability, Extra, HealthReport, HealthStatus, Secret, async_trait};
 use schemars::JsonSchema;
@@ -69,10 +69,10 @@ pub fn default_capabilities() -> InventoryCapabilities {
     }
 }
 
-fn known_id(ids: &BTreeMap<String, String>) -> Option<String> {
+fn known_id(ids: &Ids) -> Option<String> {
     KEY_NAMESPACES
         .iter()
-        .find_map(|ns| ids.get(*ns).filter(|v| !v.trim().is_empty()).map(|v| format!("{ns}:{}", v.trim())))
+        .find_map(|ns| ids.get(ns).filter(|v| !v.trim().is_empty()).map(|v| format!("{ns}:{}", v.trim())))
 }
 
 /// The mock's canonical key of an item, or `None` when it has no id at all.

@@ -13,8 +13,8 @@ const OTHER_BASE: usize = 50_000_000;
 fn movie(n: usize, all_ids: bool) -> InventoryItem {
     let mut ids: Ids = [("imdb".to_owned(), format!("tt{:08}", n)), ("tmdb".to_owned(), (n + 1).to_string())].into();
     if all_ids {
-        ids.insert("trakt".to_owned(), (n + 7).to_string());
-        ids.insert("tvdb".to_owned(), (n + 11).to_string());
+        ids.insert("trakt", (n + 7).to_string());
+        ids.insert("tvdb", (n + 11).to_string());
     }
     InventoryItem {
         title: Some(format!("Movie number {n}")),
