@@ -25,14 +25,16 @@
 //! ```
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use admit_core::{Finding, Severity};
+use compact_str::CompactString;
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
-use pal::keys::{canonical_key_of_normalized, normalize_item_owned, strong_tokens_of_normalized};
+use pal::keys::{canonical_key_of_normalized, normalize_item_owned, write_strong_tokens_of_normalized};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -84,16 +86,17 @@ pub struct Baseline {
 /// One item of a side, normalised once, with everything matching needs precomputed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    key: String,
-    item_key: String,
-    tokens: BTreeSet<String>,
-    /// [`hash`] of `item_key`, then of each token in `tokens` order: the planner looks every
-    /// entry up several times, and hashing once here keeps those lookups to a probe each.
-    hashes: Box<[u64]>,
+    /// The entry key. Inline (no allocation) up to 24 bytes, which holds nearly every id key:
+    /// the planner compares keys more than anything else.
+    key: CompactString,
+    /// `key[..item_key_len]` is the canonical key (all of it but for history plays).
+    item_key_len: usize,
+    feature: Feature,
+    tokens: Tokens,
+    /// The instant the feature orders by, parsed once: `watched_at` (history), `rated_at`
+    /// (ratings) or `progress_at` (progress).
+    at: Option<OffsetDateTime>,
     item: InventoryItem,
-    watched_at: Option<i64>,
-    rated_at: Option<OffsetDateTime>,
-    progress_at: Option<OffsetDateTime>,
 }
 
 impl Entry {
@@ -104,14 +107,26 @@ impl Entry {
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
         }
-        let item_key = canonical_key_of_normalized(&item);
-        let tokens = strong_tokens_of_normalized(&item);
-        let watched_at = item.watched_at.as_deref().and_then(parse_instant).map(OffsetDateTime::unix_timestamp);
-        let key = if feature == Feature::History { play_key(&item_key, watched_at) } else { item_key.clone() };
-        let rated_at = item.rated_at.as_deref().and_then(parse_instant);
-        let progress_at = item.progress_at.as_deref().and_then(parse_instant);
-        let hashes = hashes(&item_key, &tokens);
-        Some(Entry { key, item_key, tokens, hashes, item, watched_at, rated_at, progress_at })
+        let instant = match feature {
+            Feature::History => item.watched_at.as_deref(),
+            Feature::Ratings => item.rated_at.as_deref(),
+            Feature::Progress => item.progress_at.as_deref(),
+            Feature::Watchlist | Feature::Playlists => None,
+        };
+        let at = instant.and_then(parse_instant);
+        let mut key = CompactString::from(canonical_key_of_normalized(&item));
+        let item_key_len = key.len();
+        if feature == Feature::History {
+            key.push('@');
+            match at {
+                // Writing to a `CompactString` cannot fail.
+                Some(at) => drop(write!(key, "{}", at.unix_timestamp())),
+                None => key.push_str(UNKNOWN_PLAY_TIME),
+            }
+        }
+        let mut tokens = String::new();
+        write_strong_tokens_of_normalized(&item, &mut tokens);
+        Some(Entry { key, item_key_len, feature, tokens: Tokens(tokens.into_boxed_str()), at, item })
     }
 
     /// The entry's key on its side: the canonical key, or for a history play
@@ -122,12 +137,12 @@ impl Entry {
 
     /// The canonical key of the item ([`pal::keys::canonical_key`]).
     pub fn item_key(&self) -> &str {
-        &self.item_key
+        &self.key[..self.item_key_len]
     }
 
     /// The item's strong tokens ([`pal::keys::strong_tokens`]), plus those of duplicates of it
     /// in the same snapshot.
-    pub fn tokens(&self) -> &BTreeSet<String> {
+    pub fn tokens(&self) -> &Tokens {
         &self.tokens
     }
 
@@ -136,45 +151,66 @@ impl Entry {
         &self.item
     }
 
-    /// A history play's time, in epoch seconds.
+    /// A history play's time, in epoch seconds (`None` for other features).
     pub fn watched_at(&self) -> Option<i64> {
-        self.watched_at
+        self.instant_of(Feature::History).map(OffsetDateTime::unix_timestamp)
     }
 
-    /// When the rating was given, when readable.
+    /// When the rating was given, when readable (`None` for other features).
     pub fn rated_at(&self) -> Option<OffsetDateTime> {
-        self.rated_at
+        self.instant_of(Feature::Ratings)
     }
 
-    /// When the playback position was recorded, when readable.
+    /// When the playback position was recorded, when readable (`None` for other features).
     pub fn progress_at(&self) -> Option<OffsetDateTime> {
-        self.progress_at
+        self.instant_of(Feature::Progress)
     }
 
-    fn item_hash(&self) -> u64 {
-        self.hashes[0]
-    }
-
-    /// Each token with its hash.
-    fn hashed_tokens(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.tokens.iter().map(String::as_str).zip(self.hashes[1..].iter().copied())
+    fn instant_of(&self, feature: Feature) -> Option<OffsetDateTime> {
+        self.at.filter(|_| self.feature == feature)
     }
 }
 
-/// The key of a history play.
-fn play_key(item_key: &str, watched_at: Option<i64>) -> String {
-    match watched_at {
-        Some(epoch) => format!("{item_key}@{epoch}"),
-        None => format!("{item_key}@{UNKNOWN_PLAY_TIME}"),
+/// An entry's strong tokens, in order, packed in one string and separated by spaces (a token
+/// never holds one: see [`write_strong_tokens_of_normalized`]). One allocation per entry, where a
+/// set of strings costs one per token and a tree node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens(Box<str>);
+
+impl Tokens {
+    /// The tokens, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        self.0.split(' ').filter(|token| !token.is_empty())
+    }
+
+    /// Whether `token` is one of them.
+    pub fn contains(&self, token: &str) -> bool {
+        self.iter().any(|t| t == token)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds the tokens of `other`; returns those that were new.
+    fn merge(&mut self, other: &Tokens) -> Vec<String> {
+        let added: Vec<String> = other.iter().filter(|t| !self.contains(t)).map(str::to_owned).collect();
+        if !added.is_empty() {
+            let all: BTreeSet<&str> = self.iter().chain(added.iter().map(String::as_str)).collect();
+            self.0 = all.into_iter().collect::<Vec<_>>().join(" ").into_boxed_str();
+        }
+        added
     }
 }
 
-fn hashes(item_key: &str, tokens: &BTreeSet<String>) -> Box<[u64]> {
-    std::iter::once(item_key).chain(tokens.iter().map(String::as_str)).map(hash).collect()
-}
-
-/// FNV-1a with a final avalanche (MurmurHash3's `fmix64`), so that the hash tables, which take
-/// these hashes as they are, see well-spread bits. Keys and tokens are short: this is several
+/// FNV-1a with a final avalanche (MurmurHash3's `fmix64`), so that the alias index, which
+/// takes these hashes as they are, sees well-spread bits. Tokens are short: this is several
 /// times cheaper than the standard library's SipHash, and collisions only cost a string
 /// comparison (every hit is checked).
 fn hash(text: &str) -> u64 {
@@ -189,70 +225,78 @@ fn hash(text: &str) -> u64 {
     h ^ (h >> 33)
 }
 
-/// A hasher for keys that are [`hash`]es already.
-#[derive(Debug, Default, Clone, Copy)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed (through `write_u64`); folding keeps any other key correct.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The alias index of a side: strong token → positions of the entries carrying it.
+///
+/// Open addressing over `u64` slots, at most half full: a slot holds the upper half of the
+/// token's hash (which also picks its home slot) and the entry's position + 1 in the lower
+/// half; 0 is empty. Eight bytes a token where a map of vectors costs five times that, and a
+/// lookup reads one or two adjacent slots. Built once per side; positions fit 32 bits (an
+/// inventory of four billion entries would not fit in memory anyway).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Aliases {
+    slots: Vec<u64>,
+    len: usize,
 }
 
-/// Positions in [`Inventory::entries`] by hash. Almost every hash has one position, which is
-/// kept inline rather than in a vector of its own.
-#[derive(Debug, Clone, PartialEq)]
-enum Slots {
-    One(usize),
-    Many(Vec<usize>),
-}
-
-impl Slots {
-    fn push(&mut self, position: usize) {
-        match self {
-            Slots::One(first) => *self = Slots::Many(vec![*first, position]),
-            Slots::Many(positions) => positions.push(position),
-        }
+impl Aliases {
+    fn with_capacity(tokens: usize) -> Aliases {
+        Aliases { slots: vec![0; (tokens * 2).next_power_of_two().max(16)], len: 0 }
     }
 
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        match self {
-            Slots::One(position) => std::slice::from_ref(position),
-            Slots::Many(positions) => positions.as_slice(),
-        }
-        .iter()
-        .copied()
+    fn home(&self, fingerprint: u64) -> usize {
+        // The slot count is a power of two: the mask keeps the low bits of the fingerprint.
+        (fingerprint as usize) & (self.slots.len() - 1)
     }
-}
 
-type Index = HashMap<u64, Slots, BuildHasherDefault<Prehashed>>;
-
-fn index_push(index: &mut Index, hash: u64, position: usize) {
-    match index.entry(hash) {
-        hash_map::Entry::Occupied(mut slots) => slots.get_mut().push(position),
-        hash_map::Entry::Vacant(slot) => {
-            slot.insert(Slots::One(position));
+    fn insert(&mut self, hash: u64, position: usize) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let mut grown = Aliases::with_capacity(self.len + 1);
+            for slot in self.slots.iter().filter(|slot| **slot != 0) {
+                grown.place(*slot);
+            }
+            grown.len = self.len;
+            *self = grown;
         }
+        self.place((hash & 0xffff_ffff_0000_0000) | (position as u64 + 1));
+        self.len += 1;
+    }
+
+    fn place(&mut self, slot: u64) {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(slot >> 32);
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+    }
+
+    /// The positions filed under `hash` (and, rarely, under another hash with the same upper
+    /// half: callers check the entry).
+    fn get(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let fingerprint = hash >> 32;
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut at = if self.slots.is_empty() { 0 } else { self.home(fingerprint) };
+        std::iter::from_fn(move || {
+            loop {
+                let slot = *self.slots.get(at)?;
+                if slot == 0 {
+                    return None;
+                }
+                at = (at + 1) & mask;
+                if slot >> 32 == fingerprint {
+                    return Some((slot & 0xffff_ffff) as usize - 1);
+                }
+            }
+        })
     }
 }
 
 /// The items of one side and feature, indexed once: an inventory.
 ///
-/// Entries are kept in key order (so everything derived from a side is deterministic, and a
-/// position order is a key order). Two indexes make matching O(1) per token: canonical key →
-/// entries (several for history: one per play) and the alias index, strong token → entries
-/// carrying it.
+/// Entries are kept in key order (so everything derived from a side is deterministic, a
+/// position order is a key order, and a canonical key is found by binary search or, walking
+/// two sides in order, by a merge). The alias index finds the entries carrying a strong token
+/// in one probe.
 ///
 /// When a snapshot holds the same entry key twice, the first item wins and the duplicate's
 /// strong tokens are added to it (so it still matches under every id either copy carried). When
@@ -263,68 +307,84 @@ pub struct Inventory {
     feature: Feature,
     /// Shared, so a side can stand in for its own baseline (or be kept by a run and its
     /// report) without copying a hundred thousand entries; built once, never changed after.
-    data: Arc<Sides>,
+    data: Arc<Data>,
 }
 
-/// The entries of a side and its two indexes.
+/// The entries of a side and its alias index.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Sides {
+struct Data {
     entries: Vec<Entry>,
-    by_item: Index,
-    aliases: Index,
+    aliases: Aliases,
 }
 
-impl Sides {
+impl Data {
     /// Adds an entry (first wins on an equal key; its tokens are merged in). Cheap when entries
-    /// come in key order, as every caller adds them; otherwise the indexes are rebuilt.
+    /// come in key order, as every caller adds them; otherwise the index is rebuilt.
     fn insert(&mut self, entry: Entry) {
         if self.entries.last().is_none_or(|last| last.key < entry.key) {
-            self.index(self.entries.len(), &entry);
+            self.index(self.entries.len(), &entry.tokens);
             self.entries.push(entry);
             return;
         }
-        match self.entries.binary_search_by(|e| e.key.as_str().cmp(&entry.key)) {
-            Ok(at) => self.merge_tokens(at, entry),
+        match self.entries.binary_search_by(|e| e.key.cmp(&entry.key)) {
+            Ok(at) => {
+                for token in self.entries[at].tokens.merge(&entry.tokens) {
+                    self.aliases.insert(hash(&token), at);
+                }
+            }
             Err(at) => {
                 self.entries.insert(at, entry);
-                let entries = std::mem::take(&mut self.entries);
-                self.by_item.clear();
-                self.aliases.clear();
-                for (position, entry) in entries.iter().enumerate() {
-                    self.index(position, entry);
-                }
-                self.entries = entries;
+                self.reindex();
             }
         }
     }
 
-    fn index(&mut self, position: usize, entry: &Entry) {
-        index_push(&mut self.by_item, entry.item_hash(), position);
-        for (_, hash) in entry.hashed_tokens() {
-            index_push(&mut self.aliases, hash, position);
+    fn index(&mut self, position: usize, tokens: &Tokens) {
+        for token in tokens.iter() {
+            self.aliases.insert(hash(token), position);
         }
     }
 
-    fn merge_tokens(&mut self, at: usize, duplicate: Entry) {
-        let existing = &mut self.entries[at];
-        let mut added = false;
-        for token in duplicate.tokens {
-            if !existing.tokens.contains(&token) {
-                index_push(&mut self.aliases, hash(&token), at);
-                existing.tokens.insert(token);
-                added = true;
-            }
+    fn reindex(&mut self) {
+        self.aliases = Aliases::with_capacity(self.entries.iter().map(|e| e.tokens.len()).sum());
+        for position in 0..self.entries.len() {
+            let tokens = std::mem::take(&mut self.entries[position].tokens);
+            self.index(position, &tokens);
+            self.entries[position].tokens = tokens;
         }
-        if added {
-            existing.hashes = hashes(&existing.item_key, &existing.tokens);
+    }
+}
+
+/// `key` compared with `<item_key>@`, the prefix of the item's history plays.
+fn cmp_play_prefix(key: &str, item_key: &str) -> Ordering {
+    let (key, item_key) = (key.as_bytes(), item_key.as_bytes());
+    let head = &key[..key.len().min(item_key.len())];
+    match head.cmp(item_key) {
+        Ordering::Equal => key[head.len()..].cmp(b"@".as_slice()),
+        unequal => unequal,
+    }
+}
+
+/// Puts `entries` in the order `order` gives (`order[i]` is the position of the entry that
+/// goes to `i`), moving each entry once: entries are large, and a second vector of them would
+/// double a million-item side's memory for a moment.
+fn permute(entries: &mut [Entry], mut order: Vec<usize>) {
+    for start in 0..order.len() {
+        let mut current = start;
+        while order[current] != start {
+            let next = order[current];
+            order[current] = current;
+            entries.swap(current, next);
+            current = next;
         }
+        order[current] = current;
     }
 }
 
 impl Inventory {
     /// An empty side.
     pub fn empty(feature: Feature) -> Inventory {
-        Inventory { feature, data: Arc::new(Sides::default()) }
+        Inventory { feature, data: Arc::new(Data::default()) }
     }
 
     /// Normalises and indexes `items` (ratings that normalise to none are left out).
@@ -332,30 +392,31 @@ impl Inventory {
         Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw.clone())).collect())
     }
 
-    /// [`Inventory::new`] over owned items: each raw item is freed as soon as its entry is
-    /// built, so a large snapshot is never held twice.
+    /// [`Inventory::new`] over owned items: each raw item becomes its entry in place (an item
+    /// already normalised is not copied), so a large snapshot is never held twice.
     pub fn from_items(feature: Feature, items: Vec<InventoryItem>) -> Inventory {
         Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
     }
 
-    /// Indexes `entries`; on equal keys the first wins.
+    /// Indexes `entries`; on equal keys the first wins and the others' tokens are merged in.
     fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
-        // Sorted first (stably, so the first of equal keys stays first), every insert appends
-        // or merges into the last entry.
         if !entries.is_sorted_by(|a, b| a.key <= b.key) {
-            // Entries are large: sorting their positions and moving each once is cheaper.
-            let mut order: Vec<usize> = (0..entries.len()).collect();
-            order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
-            let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-            entries = order.into_iter().filter_map(|at| slots[at].take()).collect();
+            // Sorted by a compact copy of the keys (contiguous, so the sort stays in cache),
+            // then moved into place once. Stable: the first of equal keys stays first.
+            let mut keys: Vec<(CompactString, usize)> =
+                entries.iter().enumerate().map(|(at, e)| (e.key.clone(), at)).collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            permute(&mut entries, keys.into_iter().map(|(_, at)| at).collect());
         }
-        let mut data = Sides::default();
-        data.entries.reserve(entries.len());
-        data.by_item.reserve(entries.len());
-        data.aliases.reserve(entries.len() * 2);
-        for entry in entries {
-            data.insert(entry);
-        }
+        entries.dedup_by(|later, first| {
+            let same = later.key == first.key;
+            if same {
+                first.tokens.merge(&later.tokens);
+            }
+            same
+        });
+        let mut data = Data { entries, aliases: Aliases::default() };
+        data.reindex();
         Inventory { feature, data: Arc::new(data) }
     }
 
@@ -389,6 +450,30 @@ impl Inventory {
         self.data.entries.binary_search_by(|e| e.key.as_str().cmp(key)).ok().map(|at| &self.data.entries[at])
     }
 
+    /// The positions of the entries whose canonical key is `item_key`: the entry of that key,
+    /// or for history every play of the item (their keys share the prefix `<item_key>@`).
+    fn positions_of_item<'s>(&'s self, item_key: &'s str) -> impl Iterator<Item = usize> + 's {
+        let entries = &self.data.entries;
+        let range = if self.feature == Feature::History {
+            let start = entries.partition_point(|e| cmp_play_prefix(&e.key, item_key) == Ordering::Less);
+            let len = entries[start..]
+                .iter()
+                .take_while(|e| {
+                    let key = e.key.as_bytes();
+                    key.starts_with(item_key.as_bytes()) && key.get(item_key.len()) == Some(&b'@')
+                })
+                .count();
+            start..start + len
+        } else {
+            match entries.binary_search_by(|e| e.key.as_str().cmp(item_key)) {
+                Ok(at) => at..at + 1,
+                Err(_) => 0..0,
+            }
+        };
+        // A play prefix also covers plays of items whose key extends this one after an `@`.
+        range.filter(move |&at| entries[at].item_key() == item_key)
+    }
+
     /// Visits the position of every entry of this side that is the same item as `other` (see
     /// [`Inventory::same_item`]), in no particular order, possibly more than once, until `visit`
     /// returns `Break`. Positions `wanted` refuses are passed over before they are checked (the
@@ -399,23 +484,23 @@ impl Inventory {
         wanted: impl Fn(usize) -> bool,
         mut visit: impl FnMut(usize) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let same_key = |hash: u64, item_key: &str, visit: &mut dyn FnMut(usize) -> ControlFlow<()>| {
-            for position in self.data.by_item.get(&hash).into_iter().flat_map(Slots::iter) {
-                if wanted(position) && self.data.entries[position].item_key == item_key {
-                    visit(position)?;
-                }
+        for position in self.positions_of_item(other.item_key()) {
+            if wanted(position) {
+                visit(position)?;
             }
-            ControlFlow::Continue(())
-        };
-        same_key(other.item_hash(), &other.item_key, &mut visit)?;
-        for (token, hash) in other.hashed_tokens() {
-            for position in self.data.aliases.get(&hash).into_iter().flat_map(Slots::iter) {
+        }
+        for token in other.tokens.iter() {
+            for position in self.data.aliases.get(hash(token)) {
                 // A token names an item: for history, every play of it, whichever play
                 // carried the token. Elsewhere an entry is its item.
                 if self.feature == Feature::History {
                     let carrier = &self.data.entries[position];
                     if carrier.tokens.contains(token) {
-                        same_key(carrier.item_hash(), &carrier.item_key, &mut visit)?;
+                        for play in self.positions_of_item(carrier.item_key()) {
+                            if wanted(play) {
+                                visit(play)?;
+                            }
+                        }
                     }
                 } else if wanted(position) && self.data.entries[position].tokens.contains(token) {
                     visit(position)?;
@@ -477,7 +562,7 @@ impl Inventory {
     /// accepts. Keyed by entry key, not canonical key, so a history baseline keeps every play
     /// (keyed by canonical key, all plays of a title but one would look deleted next run).
     pub fn persistable_items(&self) -> BTreeMap<String, InventoryItem> {
-        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key.clone(), e.item.clone())).collect()
+        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key().to_owned(), e.item.clone())).collect()
     }
 
     /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
@@ -486,7 +571,7 @@ impl Inventory {
         let mut entries: BTreeMap<&str, &Entry> = self.entries().map(|e| (e.key(), e)).collect();
         for entry in delta.entries() {
             for old in self.same_item(entry) {
-                if self.feature != Feature::History || same_play_time(old.watched_at, entry.watched_at) {
+                if self.feature != Feature::History || same_play_time(old.watched_at(), entry.watched_at()) {
                     entries.remove(old.key());
                 }
             }
@@ -731,4 +816,64 @@ pub(crate) fn parse_instant(text: &str) -> Option<OffsetDateTime> {
         return text.parse::<i64>().ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The alias index returns, for a hash, every position filed under it (and at most a
+        /// few filed under another hash with the same upper half), through any number of
+        /// growths.
+        #[test]
+        fn aliases_find_every_position_filed_under_a_hash(
+            filed in proptest::collection::vec((0u64..40, 0usize..1000), 0..300),
+        ) {
+            // Hashes that share their upper half collide on purpose (`h << 40`), and hashes that
+            // differ only in their lower half are told apart by callers, not the index.
+            let hashes = |h: u64| [h << 40 | 7, h.wrapping_mul(0x9e37_79b9_7f4a_7c15)];
+            let mut aliases = Aliases::default();
+            let mut expected: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (h, position) in &filed {
+                for hash in hashes(*h) {
+                    aliases.insert(hash, *position);
+                    expected.entry(hash).or_default().push(*position);
+                }
+            }
+            for (hash, positions) in &expected {
+                let mut found: Vec<usize> = aliases.get(*hash).collect();
+                for position in positions {
+                    let at = found.iter().position(|p| p == position);
+                    prop_assert!(at.is_some(), "position {} of hash {:x} not found", position, hash);
+                    if let Some(at) = at {
+                        found.swap_remove(at);
+                    }
+                }
+                // What is left was filed under another hash with the same upper half.
+                for extra in found {
+                    prop_assert!(expected.iter().any(|(h, ps)| h >> 32 == hash >> 32 && ps.contains(&extra)));
+                }
+            }
+            prop_assert_eq!(aliases.get(0xdead_beef_0000_0000).count(), 0);
+        }
+
+        /// `permute` puts every entry where the order says, moving each once.
+        #[test]
+        fn permute_applies_the_order(keys in proptest::collection::vec(0u32..50, 0..60)) {
+            let mut entries: Vec<Entry> = keys
+                .iter()
+                .filter_map(|k| Entry::new(Feature::Watchlist, InventoryItem { title: Some(format!("{k:03}")), ..Default::default() }))
+                .collect();
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key).then(a.cmp(b)));
+            let expected: Vec<String> = order.iter().map(|at| entries[*at].key().to_owned()).collect();
+            permute(&mut entries, order);
+            prop_assert_eq!(entries.iter().map(|e| e.key().to_owned()).collect::<Vec<_>>(), expected);
+        }
+    }
 }

@@ -350,7 +350,7 @@ impl Tombstones {
 
     /// Whether `entry` was deleted on `side`.
     fn holds_back(&self, entry: &Entry, side: Side) -> bool {
-        std::iter::once(entry.item_key()).chain(entry.tokens().iter().map(String::as_str)).any(|key| {
+        std::iter::once(entry.item_key()).chain(entry.tokens().iter()).any(|key| {
             self.by_key.get(key).is_some_and(|stones| {
                 stones.iter().any(|(at, deleted_on)| {
                     *deleted_on == side && (self.feature != Feature::History || same_play_time(*at, entry.watched_at()))
@@ -366,7 +366,7 @@ impl Tombstones {
             (Feature::History, None) => format!("@{UNKNOWN_PLAY_TIME}"),
             _ => String::new(),
         };
-        std::iter::once(entry.item_key()).chain(entry.tokens().iter().map(String::as_str)).map(move |key| Tombstone {
+        std::iter::once(entry.item_key()).chain(entry.tokens().iter()).map(move |key| Tombstone {
             feature,
             key: format!("{key}{suffix}"),
             deleted_on,

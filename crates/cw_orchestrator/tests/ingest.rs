@@ -58,9 +58,8 @@ fn ids_are_normalised_once_at_ingest() {
     assert_eq!(ids.get("trakt"), Some("1234"));
     assert_eq!(ids.get("tvdb"), Some("81189"), "parsed out of the guid; the sentinel was dropped");
     assert!(!entry.item().extra.contains_key("imdb"), "top-level ids moved into ids");
-    let expected: BTreeSet<String> =
-        ["imdb:tt0113277", "tmdb:949", "trakt:1234", "tvdb:81189"].iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(entry.tokens(), &expected);
+    let expected = ["imdb:tt0113277", "tmdb:949", "trakt:1234", "tvdb:81189"];
+    assert_eq!(entry.tokens().iter().collect::<Vec<_>>(), expected);
 }
 
 #[test]
@@ -190,6 +189,36 @@ proptest! {
             .filter(|e| items.iter().any(|raw| pal::keys::canonical_key(raw) == e.key() && pal::keys::same_item(raw, &probe)))
             .map(|e| e.key())
             .collect();
+        prop_assert_eq!(found, expected);
+    }
+}
+
+prop_compose! {
+    /// A play: a movie (with titles whose fallback keys extend one another after an `@`, the
+    /// separator of play keys) watched at one of a few times, or at no readable time.
+    fn play()(movie in movie(), title in proptest::option::of(prop_oneof![Just("a"), Just("a|year:@1")]),
+              watched in proptest::option::of(0u8..3)) -> InventoryItem {
+        let ids = if title.is_some() { pal::inventory::Ids::new() } else { movie.ids };
+        let title = title.map(str::to_owned).or(movie.title);
+        let watched_at = watched.map(|w| if w == 2 { "yesterday".to_owned() } else { format!("{}", 1_700_000_000 + u64::from(w) * 3600) });
+        InventoryItem { ids, title, watched_at, ..Default::default() }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// For history, the index finds every play of every item `pal::keys::same_item` calls the
+    /// same as the probe, and only those, whatever the play keys look like.
+    #[test]
+    fn history_matching_finds_every_play_of_the_same_items(items in proptest::collection::vec(play(), 0..10), probe in play()) {
+        let side = Inventory::new(Feature::History, &items);
+        let probe_side = Inventory::new(Feature::History, std::slice::from_ref(&probe));
+        let found: BTreeSet<&str> = side.same_item(probe_side.entries().next().unwrap()).iter().map(|e| e.key()).collect();
+        let items_matched: BTreeSet<String> =
+            items.iter().filter(|raw| pal::keys::same_item(raw, &probe)).map(pal::keys::canonical_key).collect();
+        let expected: BTreeSet<&str> =
+            side.entries().filter(|e| items_matched.contains(e.item_key())).map(|e| e.key()).collect();
         prop_assert_eq!(found, expected);
     }
 }

@@ -501,6 +501,60 @@ pub fn strong_tokens_of_normalized(item: &InventoryItem) -> BTreeSet<String> {
     }
 }
 
+/// [`strong_tokens_of_normalized`], written into `out` in order and separated by single spaces,
+/// without a string per token (ingest keys millions of items).
+///
+/// A token of a normalised item never holds a space: it is `<namespace>:<id>` over a strong
+/// namespace, whose normalised ids are digits (`tt` and digits for IMDb), followed for seasons
+/// and episodes by `#season:<n>` or `#s<ss>e<ee>`. Tokens of an item that is not normalised
+/// may, and are then not written.
+///
+/// ```
+/// let item = pal::keys::normalize_item(&serde_json::from_value(serde_json::json!({
+///     "ids": {"tmdb": "949", "imdb": "tt0113277", "slug": "heat"}
+/// })).unwrap());
+/// let mut tokens = String::new();
+/// pal::keys::write_strong_tokens_of_normalized(&item, &mut tokens);
+/// assert_eq!(tokens, "imdb:tt0113277 tmdb:949");
+/// ```
+pub fn write_strong_tokens_of_normalized(item: &InventoryItem, out: &mut String) {
+    /// [`STRONG_NAMESPACES`] in the order of their tokens.
+    const IN_TOKEN_ORDER: [&str; 4] = ["imdb", "tmdb", "trakt", "tvdb"];
+    let mut push = |token: &str| {
+        if token.contains(' ') {
+            return;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(token);
+    };
+    match item.item_type {
+        ItemType::Movie | ItemType::Show => {
+            let mut token = String::new();
+            for namespace in IN_TOKEN_ORDER {
+                if let Some(id) = item.ids.get(namespace) {
+                    token.clear();
+                    token.push_str(namespace);
+                    token.push(':');
+                    token.push_str(id);
+                    if token.is_ascii() {
+                        token.make_ascii_lowercase();
+                        push(&token);
+                    } else {
+                        push(&token.to_lowercase());
+                    }
+                }
+            }
+        }
+        ItemType::Season | ItemType::Episode => {
+            for token in strong_tokens_of_normalized(item) {
+                push(&token);
+            }
+        }
+    }
+}
+
 /// Every key the item may be known by, lower-case: `<ns>:<id>` for each of its ids in
 /// [`ID_NAMESPACES`], its canonical key, its show-and-fragment key (seasons and episodes) and
 /// its title/year key when it has a title. For recognising keys another component reported
@@ -864,7 +918,13 @@ mod tests {
             prop_assert_eq!(canonical_key_of_normalized(&item), canonical_key(&item));
             prop_assert_eq!(strong_tokens_of_normalized(&item), strong_tokens(&raw));
             prop_assert_eq!(strong_tokens_of_normalized(&item), strong_tokens(&item));
-            prop_assert_eq!(normalize_item(&item), item);
+            prop_assert_eq!(normalize_item(&item), item.clone());
+            prop_assert_eq!(normalize_item_owned(raw.clone()), item.clone());
+            let tokens = strong_tokens_of_normalized(&item);
+            prop_assert!(tokens.iter().all(|t| !t.contains(' ')), "a token of a normalised item has no space: {:?}", tokens);
+            let mut written = String::new();
+            write_strong_tokens_of_normalized(&item, &mut written);
+            prop_assert_eq!(written, tokens.into_iter().collect::<Vec<_>>().join(" "));
         }
     }
 
