@@ -5,8 +5,9 @@
 //! store and the library are checked:
 //!
 //! - the state store opens read-only, passes `PRAGMA quick_check`, and every baseline is whole:
-//!   its `item_count` is its number of `baseline_items` rows, no `baseline_items` row lacks its
-//!   baseline, and no baseline that existed before disappears or shrinks (no lost baseline);
+//!   its `item_count` is the number of items its `baseline_chunks` rows hold, its chunks are
+//!   numbered without a gap, no chunk lacks its baseline, and no baseline that existed before
+//!   disappears or shrinks (no lost baseline);
 //! - the library holds no history play twice (by key and play time, by IMDb id and play time, by
 //!   strong id token and play time), no play the source does not have, never fewer plays than
 //!   before the kill, and at least as many as the target baseline records.
@@ -291,27 +292,31 @@ fn inspect_state(path: &Path, context: &str) -> BTreeMap<String, usize> {
     let mut statement = conn
         .prepare(
             "SELECT b.pair, b.side, b.feature, b.item_count, \
-             (SELECT count(*) FROM baseline_items i WHERE i.pair = b.pair AND i.side = b.side AND i.feature = b.feature) \
+             (SELECT coalesce(sum(json_array_length(c.items)), 0) FROM baseline_chunks c \
+              WHERE c.pair = b.pair AND c.side = b.side AND c.feature = b.feature), \
+             (SELECT count(*) - coalesce(max(c.chunk) + 1, 0) FROM baseline_chunks c \
+              WHERE c.pair = b.pair AND c.side = b.side AND c.feature = b.feature) \
              FROM baselines b",
         )
         .unwrap();
-    let rows: Vec<(String, String, String, i64, i64)> = statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+    let rows: Vec<(String, String, String, i64, i64, i64)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let mut baselines = BTreeMap::new();
-    for (pair, side, feature, item_count, items) in rows {
+    for (pair, side, feature, item_count, items, missing_chunks) in rows {
         let name = format!("{pair}/{side}/{feature}");
-        assert_eq!(item_count, items, "{context}: baseline {name} says {item_count} items but has {items} rows");
+        assert_eq!(item_count, items, "{context}: baseline {name} says {item_count} items but holds {items}");
+        assert_eq!(missing_chunks, 0, "{context}: baseline {name} has a gap in its chunks");
         baselines.insert(name, usize::try_from(items).unwrap());
     }
     let orphans = count(
         &conn,
-        "SELECT count(*) FROM (SELECT DISTINCT pair, side, feature FROM baseline_items) i \
+        "SELECT count(*) FROM (SELECT DISTINCT pair, side, feature FROM baseline_chunks) i \
          WHERE NOT EXISTS (SELECT 1 FROM baselines b WHERE b.pair = i.pair AND b.side = i.side AND b.feature = i.feature)",
     );
-    assert_eq!(orphans, 0, "{context}: baseline_items rows without their baseline");
+    assert_eq!(orphans, 0, "{context}: baseline chunks without their baseline");
     baselines
 }
 

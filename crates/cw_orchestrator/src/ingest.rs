@@ -381,6 +381,15 @@ fn permute(entries: &mut [Entry], mut order: Vec<usize>) {
     }
 }
 
+/// The entries of `items`, in a vector sized once (a filtered iterator would grow it by
+/// doubling, copying a large side's entries several times over).
+fn entries(feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> Vec<Entry> {
+    let items = items.into_iter();
+    let mut entries = Vec::with_capacity(items.size_hint().0);
+    entries.extend(items.filter_map(|raw| Entry::new(feature, raw)));
+    entries
+}
+
 impl Inventory {
     /// An empty side.
     pub fn empty(feature: Feature) -> Inventory {
@@ -389,13 +398,13 @@ impl Inventory {
 
     /// Normalises and indexes `items` (ratings that normalise to none are left out).
     pub fn new<'a>(feature: Feature, items: impl IntoIterator<Item = &'a InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw.clone())).collect())
+        Inventory::from_entries(feature, entries(feature, items.into_iter().cloned()))
     }
 
     /// [`Inventory::new`] over owned items: each raw item becomes its entry in place (an item
     /// already normalised is not copied), so a large snapshot is never held twice.
     pub fn from_items(feature: Feature, items: Vec<InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, items.into_iter().filter_map(|raw| Entry::new(feature, raw)).collect())
+        Inventory::from_entries(feature, entries(feature, items))
     }
 
     /// Indexes `entries`; on equal keys the first wins and the others' tokens are merged in.

@@ -45,7 +45,7 @@
 //! assert!(baseline.items.contains_key("tmdb:949"));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -62,18 +62,19 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::Side;
+use crate::ingest::{Inventory, persistable};
 
 /// The state file's name inside a data directory.
 pub const DEFAULT_FILE_NAME: &str = "state.sqlite3";
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `PRAGMA application_id` of a cw state file (`"cwst"`), so a foreign SQLite file is refused.
 pub const APPLICATION_ID: i64 = 0x6377_7374;
 
 /// Migrations: entry `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE baselines (
     pair        TEXT    NOT NULL,
@@ -183,7 +184,30 @@ CREATE INDEX tombstones_by_age ON tombstones (created_at);
     r#"
 ALTER TABLE baselines ADD COLUMN snapshot_hash TEXT;
 "#,
+    // Version 4: a baseline's items are stored in chunks of up to 4096 `[key, item]` pairs (a
+    // JSON array per row, in key order) rather than a row per item. A baseline is only ever read
+    // and written whole, and per-row work dominated both for large libraries.
+    r#"
+CREATE TABLE baseline_chunks (
+    pair     TEXT    NOT NULL,
+    side     TEXT    NOT NULL CHECK (side IN ('source', 'target')),
+    feature  TEXT    NOT NULL,
+    chunk    INTEGER NOT NULL CHECK (chunk >= 0),
+    items    TEXT    NOT NULL,
+    PRIMARY KEY (pair, side, feature, chunk)
+);
+INSERT INTO baseline_chunks (pair, side, feature, chunk, items)
+    SELECT pair, side, feature, n / 4096, json_group_array(json_array(key, json(item)) ORDER BY key)
+    FROM (SELECT pair, side, feature, key, item,
+                 row_number() OVER (PARTITION BY pair, side, feature ORDER BY key) - 1 AS n
+          FROM baseline_items)
+    GROUP BY pair, side, feature, n / 4096;
+DROP TABLE baseline_items;
+"#,
 ];
+
+/// How many items one row of `baseline_chunks` holds at most.
+const BASELINE_CHUNK: usize = 4096;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -399,8 +423,8 @@ pub struct BaselineWrite {
     pub side: Side,
     /// Which feature.
     pub feature: Feature,
-    /// Items by canonical key.
-    pub items: BTreeMap<String, InventoryItem>,
+    /// The items, by entry key.
+    pub items: BaselineItems,
     /// The hash of the snapshot these items are, all of them, exactly (when they are): a later
     /// run that reads a snapshot with this hash knows the baseline without loading it.
     pub snapshot_hash: Option<String>,
@@ -409,8 +433,57 @@ pub struct BaselineWrite {
 impl BaselineWrite {
     /// Keys `items` by [`pal::keys::canonical_key`] (a later item with the same key wins).
     pub fn keyed(side: Side, feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> Self {
-        let items = items.into_iter().map(|item| (pal::keys::canonical_key(&item), item)).collect();
-        BaselineWrite { side, feature, items, snapshot_hash: None }
+        let items: BTreeMap<String, InventoryItem> =
+            items.into_iter().map(|item| (pal::keys::canonical_key(&item), item)).collect();
+        BaselineWrite { side, feature, items: items.into(), snapshot_hash: None }
+    }
+}
+
+/// The items of a baseline to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaselineItems {
+    /// Items by entry key.
+    Keyed(BTreeMap<String, InventoryItem>),
+    /// The persistable entries of an ingested side ([`crate::ingest::persistable`]), by entry
+    /// key, with `removed` taken out and `added` laid over them: a run's next baseline without
+    /// a copy of every item (the store writes them straight from the side).
+    Side {
+        /// The side as ingested (or as re-read after writing).
+        side: Inventory,
+        /// Entry keys to leave out.
+        removed: BTreeSet<String>,
+        /// Items to add or replace, by entry key.
+        added: BTreeMap<String, InventoryItem>,
+    },
+}
+
+impl From<BTreeMap<String, InventoryItem>> for BaselineItems {
+    fn from(items: BTreeMap<String, InventoryItem>) -> Self {
+        BaselineItems::Keyed(items)
+    }
+}
+
+impl BaselineItems {
+    /// Calls `each` with every item, in key order, until it fails.
+    pub fn try_for_each<E>(&self, mut each: impl FnMut(&str, &InventoryItem) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            BaselineItems::Keyed(items) => items.iter().try_for_each(|(key, item)| each(key, item)),
+            BaselineItems::Side { side, removed, added } => {
+                let mut added = added.iter().peekable();
+                for entry in side.entries() {
+                    let key = entry.key();
+                    let mut replaced = false;
+                    while let Some((new_key, item)) = added.next_if(|(new_key, _)| new_key.as_str() <= key) {
+                        replaced |= new_key == key;
+                        each(new_key, item)?;
+                    }
+                    if !replaced && !removed.contains(key) && persistable(entry.item()) {
+                        each(key, entry.item())?;
+                    }
+                }
+                added.try_for_each(|(key, item)| each(key, item))
+            }
+        }
     }
 }
 
@@ -597,10 +670,42 @@ pub struct CommitOutcome {
 // ---------------------------------------------------------------------------------------------
 // Outputs
 
+/// Writes baseline items as `[key, item]` pairs into one chunk's JSON array.
+#[derive(Debug, Default)]
+struct ChunkWriter {
+    json: Vec<u8>,
+    len: usize,
+    chunks: i64,
+    written: usize,
+}
+
+impl ChunkWriter {
+    fn push(&mut self, key: &str, item: &InventoryItem) -> serde_json::Result<()> {
+        self.json.push(if self.len == 0 { b'[' } else { b',' });
+        serde_json::to_writer(&mut self.json, &(key, item))?;
+        self.len += 1;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// The chunk's number and text, if it has items; the writer starts the next chunk.
+    fn finish(&mut self) -> Result<Option<(i64, String)>, std::string::FromUtf8Error> {
+        if self.len == 0 {
+            return Ok(None);
+        }
+        self.json.push(b']');
+        let json = String::from_utf8(std::mem::take(&mut self.json))?;
+        let number = self.chunks;
+        self.chunks += 1;
+        self.len = 0;
+        Ok(Some((number, json)))
+    }
+}
+
 /// A stored baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Baseline {
-    /// Items by canonical key.
+    /// Items by entry key.
     pub items: BTreeMap<String, InventoryItem>,
     /// When it was committed.
     pub updated_at: OffsetDateTime,
@@ -864,47 +969,44 @@ impl StateStore {
             let err = self.err("commit");
             for baseline in &commit.baselines {
                 let (side, feature) = (baseline.side.as_str(), baseline.feature.as_str());
-                // Rewrite only what changed: a run usually changes a few items of a large
-                // baseline, and rewriting every row would dominate the commit.
-                let mut stored: HashMap<String, String> = {
-                    let mut select = tx
-                        .prepare_cached(
-                            "SELECT key, item FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3",
-                        )
-                        .map_err(&err)?;
-                    let rows = select
-                        .query_map(params![pair, side, feature], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .map_err(&err)?;
-                    rows.collect::<Result<_, _>>().map_err(&err)?
-                };
-                let mut upsert = tx
+                tx.execute(
+                    "DELETE FROM baseline_chunks WHERE pair = ?1 AND side = ?2 AND feature = ?3",
+                    params![pair, side, feature],
+                )
+                .map_err(&err)?;
+                let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO baseline_items (pair, side, feature, key, item) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (pair, side, feature, key) DO UPDATE SET item = excluded.item",
+                        "INSERT INTO baseline_chunks (pair, side, feature, chunk, items) VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .map_err(&err)?;
-                let mut written = 0usize;
+                let mut chunk = ChunkWriter::default();
+                let mut flush = |chunk: &mut ChunkWriter| -> Result<(), StateError> {
+                    let finished =
+                        chunk.finish().map_err(|e| StateError::Invalid { message: format!("baseline chunk: {e}") })?;
+                    if let Some((number, json)) = finished {
+                        insert.execute(params![pair, side, feature, number, json]).map_err(&err)?;
+                    }
+                    Ok(())
+                };
                 let mut skipped = 0usize;
-                for (key, item) in &baseline.items {
+                baseline.items.try_for_each(|key, item| {
+                    if key.is_empty() {
+                        return Err(StateError::Invalid { message: "a baseline item with an empty key".to_owned() });
+                    }
                     if !(self.persist)(item) {
                         skipped += 1;
-                        continue;
+                        return Ok(());
                     }
-                    let json = serde_json::to_string(item)
+                    chunk
+                        .push(key, item)
                         .map_err(|e| StateError::Invalid { message: format!("baseline item {key}: {e}") })?;
-                    if stored.remove(key).as_deref() != Some(json.as_str()) {
-                        upsert.execute(params![pair, side, feature, key, json]).map_err(&err)?;
+                    if chunk.len == BASELINE_CHUNK {
+                        flush(&mut chunk)?;
                     }
-                    written += 1;
-                }
-                let mut delete = tx
-                    .prepare_cached(
-                        "DELETE FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3 AND key = ?4",
-                    )
-                    .map_err(&err)?;
-                for key in stored.keys() {
-                    delete.execute(params![pair, side, feature, key]).map_err(&err)?;
-                }
+                    Ok(())
+                })?;
+                flush(&mut chunk)?;
+                let written = chunk.written;
                 outcome.baseline_items += written;
                 outcome.baseline_items_skipped += skipped;
                 // What the filter left out makes the stored baseline differ from the snapshot.
@@ -1081,22 +1183,62 @@ impl StateStore {
             .optional()
             .map_err(&err)?;
         let Some((updated_at, run_id)) = meta else { return Ok(None) };
-        let mut stmt = conn
-            .prepare_cached("SELECT key, item FROM baseline_items WHERE pair = ?1 AND side = ?2 AND feature = ?3")
-            .map_err(&err)?;
-        let rows = stmt
-            .query_map(params![pair, side.as_str(), feature.as_str()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(&err)?;
         let mut items = BTreeMap::new();
-        for row in rows {
-            let (key, json) = row.map_err(&err)?;
-            let item: InventoryItem =
-                serde_json::from_str(&json).map_err(|e| self.decode_err(&format!("baseline item {key}"), e))?;
+        self.read_chunks(&conn, pair, side, feature, |key, item| {
             items.insert(key, item);
-        }
+        })?;
         Ok(Some(Baseline { items, updated_at: from_unix(updated_at), run_id }))
+    }
+
+    /// The items of a committed baseline, in key order, without their keys (what a run
+    /// ingests; [`StateStore::baseline`] is the same with the keys); `None` if none was ever
+    /// committed.
+    pub fn baseline_items(
+        &self,
+        pair: &str,
+        side: Side,
+        feature: Feature,
+    ) -> Result<Option<Vec<InventoryItem>>, StateError> {
+        let conn = self.lock()?;
+        let count: Option<i64> = conn
+            .query_row(
+                "SELECT item_count FROM baselines WHERE pair = ?1 AND side = ?2 AND feature = ?3",
+                params![pair, side.as_str(), feature.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.err("read baseline"))?;
+        let Some(count) = count else { return Ok(None) };
+        let mut items = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        self.read_chunks(&conn, pair, side, feature, |_, item| items.push(item))?;
+        Ok(Some(items))
+    }
+
+    fn read_chunks(
+        &self,
+        conn: &Connection,
+        pair: &str,
+        side: Side,
+        feature: Feature,
+        mut each: impl FnMut(String, InventoryItem),
+    ) -> Result<(), StateError> {
+        let err = self.err("read baseline");
+        let mut chunks = conn
+            .prepare_cached(
+                "SELECT chunk, items FROM baseline_chunks WHERE pair = ?1 AND side = ?2 AND feature = ?3 ORDER BY chunk",
+            )
+            .map_err(&err)?;
+        let mut rows = chunks.query(params![pair, side.as_str(), feature.as_str()]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let chunk: i64 = row.get(0).map_err(&err)?;
+            let json = row.get_ref(1).and_then(|value| Ok(value.as_str()?)).map_err(&err)?;
+            let pairs: Vec<(String, InventoryItem)> = serde_json::from_str(json)
+                .map_err(|e| self.decode_err(&format!("baseline {pair}/{side}/{feature}, chunk {chunk}"), e))?;
+            for (key, item) in pairs {
+                each(key, item);
+            }
+        }
+        Ok(())
     }
 
     /// What is known about a baseline without reading its items: how many, when, and the hash

@@ -72,7 +72,7 @@ fn baselines_checkpoints_tombstones_unresolved_and_runs_round_trip() {
             BaselineWrite {
                 side: Side::Target,
                 feature: Feature::Watchlist,
-                items: BTreeMap::new(),
+                items: BTreeMap::new().into(),
                 snapshot_hash: None,
             },
         ],
@@ -568,7 +568,7 @@ fn a_commit_that_fails_midway_leaves_the_previous_state_intact() {
         baselines: vec![BaselineWrite {
             side: Side::Source,
             feature: Feature::Watchlist,
-            items: BTreeMap::from([("tmdb:5".to_owned(), movie(5)), (extra_baseline_key.to_owned(), movie(6))]),
+            items: BTreeMap::from([("tmdb:5".to_owned(), movie(5)), (extra_baseline_key.to_owned(), movie(6))]).into(),
             snapshot_hash: None,
         }],
         checkpoints: vec![CheckpointWrite { side: Side::Source, feature: Feature::Watchlist, value: "c2".into() }],
@@ -599,9 +599,9 @@ fn a_commit_that_fails_midway_leaves_the_previous_state_intact() {
     assert!(err.to_string().contains("UNIQUE"), "{err}");
     assert_eq!(snapshot_of_state(&store), before);
 
-    // A statement in the middle fails (an empty key violates a CHECK constraint).
+    // A write in the middle fails (a baseline item with an empty key is refused).
     let err = store.commit(&next("r2", "")).unwrap_err();
-    assert!(err.to_string().contains("CHECK"), "{err}");
+    assert!(err.to_string().contains("empty key"), "{err}");
     assert_eq!(snapshot_of_state(&store), before);
 
     // Nothing half-written survives a reopen either.
@@ -809,9 +809,11 @@ fn tombstones_remember_the_side_they_hold_the_item_back_from() {
 }
 
 #[test]
-fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
+fn a_version_1_file_migrates_its_baselines_and_keeps_its_tombstones_for_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_FILE_NAME);
+    // More items than one chunk holds, so the conversion to chunks is seen to split and order.
+    let count = 4100;
     {
         // The version 1 tables later versions change, as that schema created them.
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -819,24 +821,46 @@ fn a_version_1_file_migrates_and_keeps_its_tombstones_for_both_sides() {
             "CREATE TABLE baselines (pair TEXT NOT NULL, side TEXT NOT NULL, feature TEXT NOT NULL,
                  item_count INTEGER NOT NULL, updated_at INTEGER NOT NULL, run_id TEXT,
                  PRIMARY KEY (pair, side, feature)) WITHOUT ROWID;
+             CREATE TABLE baseline_items (pair TEXT NOT NULL, side TEXT NOT NULL CHECK (side IN ('source', 'target')),
+                 feature TEXT NOT NULL, key TEXT NOT NULL CHECK (key <> ''), item TEXT NOT NULL,
+                 PRIMARY KEY (pair, side, feature, key)) WITHOUT ROWID;
              CREATE TABLE tombstones (pair TEXT NOT NULL, feature TEXT NOT NULL, token TEXT NOT NULL, key TEXT,
                  created_at INTEGER NOT NULL, PRIMARY KEY (pair, feature, token)) WITHOUT ROWID;
              INSERT INTO tombstones VALUES ('p', 'watchlist', 'tmdb:7', 'tmdb:7', 1767225600);",
         )
         .unwrap();
+        conn.execute("INSERT INTO baselines VALUES ('p', 'source', 'watchlist', ?1, 1767225600, 'r0')", [count])
+            .unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        for n in 1..=count {
+            let item = serde_json::to_string(&movie(n)).unwrap();
+            tx.execute(
+                "INSERT INTO baseline_items VALUES ('p', 'source', 'watchlist', ?1, ?2)",
+                rusqlite::params![format!("tmdb:{n}"), item],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
     }
     let store = StateStore::open_with(&path, StateOptions::default(), clock()).unwrap();
     let sides: Vec<Side> = store.tombstones("p", Feature::Watchlist).unwrap().iter().map(|t| t.deleted_on).collect();
     assert_eq!(sides, [Side::Source, Side::Target]);
+    let baseline = store.baseline("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
+    assert_eq!(baseline.items.len(), count as usize);
+    assert_eq!(baseline.items["tmdb:4100"], movie(4100));
+    let items = store.baseline_items("p", Side::Source, Feature::Watchlist).unwrap().unwrap();
+    let mut keys: Vec<String> = (1..=count).map(|n| format!("tmdb:{n}")).collect();
+    keys.sort();
+    assert_eq!(items.iter().map(pal::keys::canonical_key).collect::<Vec<_>>(), keys, "in key order");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
 
 #[test]
-fn a_new_baseline_replaces_the_old_one_row_by_row() {
+fn a_new_baseline_replaces_the_old_one() {
     let store = StateStore::open_in_memory(StateOptions::default(), clock()).unwrap();
     let write = |items: Vec<InventoryItem>| RunCommit {
         pair: "p".into(),

@@ -424,19 +424,20 @@ impl<'p> SideOutcome<'p> {
 }
 
 /// The next baseline of a side: what it holds now, as verified, or as the confirmed writes
-/// changed it. Keyed by entry key, so every history play is kept.
-fn next_baseline(state: &SideState, outcome: &SideOutcome<'_>) -> BTreeMap<String, InventoryItem> {
+/// changed it. Keyed by entry key, so every history play is kept; written by the store straight
+/// from the side, without a copy of its items.
+fn next_baseline(state: &SideState, outcome: &SideOutcome<'_>) -> BaselineItems {
     if let Some(live) = &outcome.verified {
-        return live.persistable_items();
+        return BaselineItems::Side { side: live.clone(), removed: BTreeSet::new(), added: BTreeMap::new() };
     }
-    let mut items = state.ingested.current.persistable_items();
-    for removed in &outcome.confirmed_removals {
-        items.remove(&removed.key);
+    BaselineItems::Side {
+        side: state.ingested.current.clone(),
+        removed: outcome.confirmed_removals.iter().map(|p| p.key.clone()).collect(),
+        added: outcome
+            .confirmed_adds
+            .iter()
+            .filter(|p| persistable(&p.item))
+            .map(|p| (p.key.clone(), p.item.clone()))
+            .collect(),
     }
-    for added in &outcome.confirmed_adds {
-        if persistable(&added.item) {
-            items.insert(added.key.clone(), added.item.clone());
-        }
-    }
-    items
 }

@@ -26,7 +26,7 @@
 //! - Checkpoints are read again after this run's own writes, so our writes never count as
 //!   evidence that a later collapsed snapshot is genuine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use admit_core::{
@@ -50,8 +50,8 @@ use crate::ingest::{
 };
 use crate::planner::{self, FeaturePlan, PlanConfig, PlanInput, PlannedItem, Reason};
 use crate::state::{
-    BaselineWrite, BlackboxUpdate, CheckpointWrite, ItemOutcome, RunCommit, RunRecord, RunStatus, StateError,
-    StateStore, TombstoneWrite, UnresolvedWrite,
+    BaselineItems, BaselineWrite, BlackboxUpdate, CheckpointWrite, ItemOutcome, RunCommit, RunRecord, RunStatus,
+    StateError, StateStore, TombstoneWrite, UnresolvedWrite,
 };
 
 mod execute;

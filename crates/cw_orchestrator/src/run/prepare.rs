@@ -401,12 +401,9 @@ impl<'a> Engine<'a> {
                 && meta.as_ref().and_then(|m| m.snapshot_hash.as_deref()) == Some(snapshot_hash.to_string().as_str());
             let baseline = match (unchanged, meta) {
                 (false, Some(_)) => {
-                    let stored = self.store.baseline(&pair.id, side, feature)?;
+                    let stored = self.store.baseline_items(&pair.id, side, feature)?;
                     let checkpoint = self.store.checkpoint(&pair.id, side, feature)?;
-                    stored.map(|b| Baseline {
-                        items: b.items.into_values().collect(),
-                        checkpoint: checkpoint.map(|c| c.value),
-                    })
+                    stored.map(|items| Baseline { items, checkpoint: checkpoint.map(|c| c.value) })
                 }
                 _ => None,
             };
