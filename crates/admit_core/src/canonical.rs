@@ -104,6 +104,22 @@ pub fn to_canonical_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Ca
     Ok(out)
 }
 
+/// The canonical CBOR encodings of `values`, one after another in one buffer, with the byte
+/// range of each: many small values encoded with one encoder and one allocation.
+pub(crate) fn encode_each<T: Serialize>(
+    values: &[T],
+) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>), CanonicalError> {
+    let mut out = Vec::new();
+    let mut ranges = Vec::with_capacity(values.len());
+    let mut encoder = Encoder { out: &mut out, entries: Vec::new(), scratch: Vec::new() };
+    for value in values {
+        let start = encoder.out.len();
+        value.serialize(&mut encoder)?;
+        ranges.push(start..encoder.out.len());
+    }
+    Ok((out, ranges))
+}
+
 /// Appends the canonical CBOR encoding of `value` to `out`.
 ///
 /// On error `out` holds a partial encoding and should be discarded.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::canonical::{CanonicalError, to_canonical_cbor, write_array_head};
+use crate::canonical::{CanonicalError, encode_each, write_array_head};
 use crate::digest::{Digest, DigestAlgorithm};
 use crate::types::{
     ClosureRequirements, FactsBundle, PlanBundle, PlanIntent, PlanStep, PredicateResultKind, ProviderDescriptor,
@@ -89,14 +89,14 @@ pub fn provider_pack_hash(
 /// The snapshot hash of a list of facts: digest of the canonical CBOR array of the facts,
 /// sorted by their canonical bytes, so the hash does not depend on the order they are listed in.
 pub fn snapshot_hash<T: Serialize>(facts: &[T], algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
-    let mut encoded = facts.iter().map(to_canonical_cbor).collect::<Result<Vec<_>, CanonicalError>>()?;
-    encoded.sort_unstable();
+    let (bytes, mut facts) = encode_each(facts)?;
+    facts.sort_unstable_by(|a, b| bytes[a.clone()].cmp(&bytes[b.clone()]));
     let mut hasher = algorithm.hasher();
     let mut head = Vec::with_capacity(9);
-    write_array_head(&mut head, encoded.len());
+    write_array_head(&mut head, facts.len());
     hasher.update(&head);
-    for fact in &encoded {
-        hasher.update(fact);
+    for fact in facts {
+        hasher.update(&bytes[fact]);
     }
     Ok(hasher.finalize())
 }

@@ -269,11 +269,27 @@ impl<'de> Deserialize<'de> for Ids {
                 f.write_str("a map of ids")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ids, A::Error> {
-                let mut entries: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                // Ids written by cw (and most vendors) come in namespace order, each once: they
+                // are packed as they come. Otherwise they are collected and sorted.
+                let mut packed = String::with_capacity(64);
+                let mut previous = 0..0;
                 while let Some((namespace, id)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    entries.push((namespace.0, id.0));
+                    if (previous.is_empty() && !packed.is_empty()) || packed[previous.clone()] >= *namespace.0 {
+                        let mut entries: Vec<(Cow<'de, str>, Cow<'de, str>)> = Ids { packed: packed.into_boxed_str() }
+                            .iter()
+                            .map(|(ns, id)| (Cow::Owned(ns.to_owned()), Cow::Owned(id.to_owned())))
+                            .collect();
+                        entries.push((namespace.0, id.0));
+                        while let Some((namespace, id)) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                            entries.push((namespace.0, id.0));
+                        }
+                        return Ok(Ids::build(entries, true));
+                    }
+                    push_field(&mut packed, &namespace.0);
+                    previous = packed.len() - namespace.0.len()..packed.len();
+                    push_field(&mut packed, &id.0);
                 }
-                Ok(Ids::build(entries, true))
+                Ok(Ids { packed: packed.into_boxed_str() })
             }
         }
         deserializer.deserialize_map(IdsVisitor)
@@ -347,6 +363,13 @@ mod tests {
             prop_assert_eq!(serde_json::to_string(&ids).unwrap(), serde_json::to_string(&map).unwrap());
             let back: Ids = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
             prop_assert_eq!(&back, &ids);
+            // An object in any order, keys repeated: the last of a key wins, as in a map.
+            let fields: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()))
+                .collect();
+            let unordered: Ids = serde_json::from_str(&format!("{{{}}}", fields.join(","))).unwrap();
+            prop_assert_eq!(&unordered, &ids);
             prop_assert_eq!(ids.insert(&probe, &inserted), map.insert(probe.clone(), inserted.clone()));
             prop_assert_eq!(ids.iter().collect::<Vec<_>>(), map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
             let first = map.keys().next().cloned().unwrap_or_default();

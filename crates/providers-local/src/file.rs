@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use admit_core::{ErrorClass, ErrorCode, ProviderError, ProviderPhase};
+use admit_core::{Digest, DigestAlgorithm, ErrorClass, ErrorCode, ProviderError, ProviderPhase};
 use pal::inventory::{
     Feature, Features, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider, WriteResult,
 };
@@ -165,6 +165,11 @@ fn read(path: &Path) -> Result<String, FileError> {
     })
 }
 
+/// What tells two readings of the file apart without keeping its text.
+fn text_digest(text: &str) -> Digest {
+    DigestAlgorithm::Blake3.digest(text.as_bytes())
+}
+
 fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().chars().next(), Some('[' | '{'))
 }
@@ -217,7 +222,7 @@ fn json_items(path: &Path, text: &str) -> Result<Vec<(At, InventoryItem)>, FileE
     items
         .into_iter()
         .map(|(at, item)| {
-            let item = keys::normalize_item(&item);
+            let item = keys::normalize_item_owned(item);
             if item.ids.is_empty()
                 && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
                 && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
@@ -251,22 +256,55 @@ fn dedupe(
     items: Vec<InventoryItem>,
     canonical_key: fn(&InventoryItem) -> String,
 ) -> Vec<InventoryItem> {
-    let mut positions: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    dedupe_by_hash(feature, items, canonical_key, hash_key)
+}
+
+/// [`dedupe`] with the hash keys are filed by.
+fn dedupe_by_hash(
+    feature: Feature,
+    items: Vec<InventoryItem>,
+    canonical_key: fn(&InventoryItem) -> String,
+    hash_key: fn(&str) -> u64,
+) -> Vec<InventoryItem> {
+    let key_of = |item: &InventoryItem| {
+        let key = canonical_key(item);
+        if feature == Feature::History {
+            format!("{key}@{}", crate::store::play_of(item.watched_at.as_deref()))
+        } else {
+            key
+        }
+    };
+    // Keys are filed by their 64-bit hash (no string kept per item); a key whose hash is
+    // taken by another key, which practically never happens, is filed by itself.
+    let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(items.len());
+    let mut collided: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<InventoryItem> = Vec::with_capacity(items.len());
     for item in items {
-        let mut key = canonical_key(&item);
-        if feature == Feature::History {
-            key = format!("{key}@{}", crate::store::play_of(item.watched_at.as_deref()));
-        }
-        match positions.get(&key) {
-            Some(&at) => out[at] = item,
+        let key = key_of(&item);
+        let hash = hash_key(&key);
+        let found = match by_hash.get(&hash) {
+            Some(&at) if key_of(&out[at]) == key => Some(at),
+            Some(_) => collided.get(&key).copied(),
+            None => None,
+        };
+        match found {
+            Some(at) => out[at] = item,
+            None if by_hash.contains_key(&hash) => {
+                collided.insert(key, out.len());
+                out.push(item);
+            }
             None => {
-                positions.insert(key, out.len());
+                by_hash.insert(hash, out.len());
                 out.push(item);
             }
         }
     }
     out
+}
+
+fn hash_key(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
 }
 
 /// Reads and parses a file: what it is and its items for `feature` (when given; else the
@@ -315,10 +353,10 @@ pub struct FileInventory {
     kind: Kind,
     feature: Feature,
     requests: AtomicU64,
-    /// The text the file had when last parsed and the items parsed from it, not yet handed out:
-    /// the first read after `open` (typically `build_index`) reuses them when the file is
-    /// unchanged instead of parsing it a second time.
-    parsed: Mutex<Option<(String, Vec<InventoryItem>)>>,
+    /// The digest of the text the file had when last parsed and the items parsed from it, not
+    /// yet handed out: the first read after `open` (typically `build_index`) reuses them when
+    /// the file is unchanged instead of parsing it a second time.
+    parsed: Mutex<Option<(Digest, Vec<InventoryItem>)>>,
 }
 
 impl fmt::Debug for FileInventory {
@@ -377,7 +415,7 @@ impl FileInventory {
             kind,
             feature,
             requests: AtomicU64::new(0),
-            parsed: Mutex::new(Some((text, items))),
+            parsed: Mutex::new(Some((text_digest(&text), items))),
         })
     }
 
@@ -404,8 +442,8 @@ impl FileInventory {
     /// The file's items now (read again).
     pub fn items(&self) -> Result<Vec<InventoryItem>, FileError> {
         let text = read(&self.path)?;
-        if let Some((parsed_text, items)) = self.parsed.lock().ok().and_then(|mut parsed| parsed.take())
-            && parsed_text == text
+        if let Some((parsed_digest, items)) = self.parsed.lock().ok().and_then(|mut parsed| parsed.take())
+            && parsed_digest == text_digest(&text)
         {
             return Ok(items);
         }
@@ -416,12 +454,13 @@ impl FileInventory {
     /// health probe followed by `build_index` parses the file once).
     fn check(&self) -> Result<(), FileError> {
         let text = read(&self.path)?;
+        let digest = text_digest(&text);
         let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if parsed.as_ref().is_some_and(|(parsed_text, _)| *parsed_text == text) {
+        if parsed.as_ref().is_some_and(|(parsed_digest, _)| *parsed_digest == digest) {
             return Ok(());
         }
         let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature))?;
-        *parsed = Some((text, items));
+        *parsed = Some((digest, items));
         Ok(())
     }
 
@@ -497,5 +536,30 @@ impl InventoryProvider for FileInventory {
             Ok(()) => HealthReport::ok(),
             Err(e) => HealthReport { reason: Some(e.to_string()), ..HealthReport::with_status(HealthStatus::Down) },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn movie(tmdb: &str, title: &str) -> InventoryItem {
+        InventoryItem {
+            title: Some(title.to_owned()),
+            ids: [("tmdb", tmdb)].into_iter().collect(),
+            ..InventoryItem::default()
+        }
+    }
+
+    /// A repeated key replaces the earlier item in its place, whether the keys' hashes are
+    /// all different or all the same (the branch a real collision takes).
+    #[test]
+    fn dedupe_keeps_one_item_per_key_even_when_hashes_collide() {
+        let items = || vec![movie("1", "a"), movie("2", "b"), movie("1", "c"), movie("3", "d"), movie("2", "e")];
+        let titles = |items: Vec<InventoryItem>| items.into_iter().filter_map(|i| i.title).collect::<Vec<_>>();
+        let expected = ["c", "e", "d"];
+        assert_eq!(titles(dedupe(Feature::Watchlist, items(), keys::canonical_key)), expected);
+        let colliding = dedupe_by_hash(Feature::Watchlist, items(), keys::canonical_key, |_| 7);
+        assert_eq!(titles(colliding), expected);
     }
 }
