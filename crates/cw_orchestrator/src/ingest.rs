@@ -29,7 +29,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, OnceLock};
 
 use admit_core::{Finding, Severity};
 use compact_str::CompactString;
@@ -96,13 +97,21 @@ pub struct Entry {
     /// The instant the feature orders by, parsed once: `watched_at` (history), `rated_at`
     /// (ratings) or `progress_at` (progress).
     at: Option<OffsetDateTime>,
-    item: InventoryItem,
+    /// Boxed: walks over a side read keys, not items, and an entry a quarter the size of an
+    /// item keeps a side's keys close together in memory.
+    item: Box<InventoryItem>,
 }
 
 impl Entry {
-    /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
-    /// normalises to none (it is not rated).
+    #[cfg(test)]
     fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
+        Entry::with_scratch(feature, raw, &mut String::new())
+    }
+
+    /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
+    /// normalises to none (it is not rated). The tokens are written in `scratch` first, then
+    /// get one exactly sized allocation.
+    fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut String) -> Option<Entry> {
         let mut item = normalize_item_owned(raw);
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
@@ -124,9 +133,16 @@ impl Entry {
                 None => key.push_str(UNKNOWN_PLAY_TIME),
             }
         }
-        let mut tokens = String::new();
-        write_strong_tokens_of_normalized(&item, &mut tokens);
-        Some(Entry { key, item_key_len, feature, tokens: Tokens(tokens.into_boxed_str()), at, item })
+        scratch.clear();
+        write_strong_tokens_of_normalized(&item, scratch);
+        Some(Entry {
+            key,
+            item_key_len,
+            feature,
+            tokens: Tokens(Box::from(scratch.as_str())),
+            at,
+            item: Box::new(item),
+        })
     }
 
     /// The entry's key on its side: the canonical key, or for a history play
@@ -209,15 +225,25 @@ impl Tokens {
     }
 }
 
-/// FNV-1a with a final avalanche (MurmurHash3's `fmix64`), so that the alias index, which
-/// takes these hashes as they are, sees well-spread bits. Tokens are short: this is several
-/// times cheaper than the standard library's SipHash, and collisions only cost a string
-/// comparison (every hit is checked).
+/// A token's hash: eight bytes at a time, multiply and rotate, then a final avalanche
+/// (MurmurHash3's `fmix64`) so that the alias index, which takes these hashes as they are, sees
+/// well-spread bits. Tokens are short: this is several times cheaper than the standard
+/// library's SipHash or a byte-wise hash, and collisions only cost a string comparison (every
+/// hit is checked).
 fn hash(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = text.as_bytes();
+    let mut h = 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut word = [0u8; 8];
+    for chunk in &mut chunks {
+        word.copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(29);
     }
+    let rest = chunks.remainder();
+    word = [0u8; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -291,6 +317,64 @@ impl Aliases {
     }
 }
 
+/// Entries of a side set aside one by one (the adds a plan has made so far), to tell whether
+/// another entry is the same item as one of them ([`Inventory::same_item`]'s rule) without
+/// copying them into an inventory of their own.
+#[derive(Debug)]
+pub(crate) struct Claimed<'a> {
+    feature: Feature,
+    entries: Vec<&'a Entry>,
+    /// The hash of each claimed entry's canonical key (salted, so it is not taken for a token)
+    /// and of each of its tokens → its index in `entries`.
+    names: Aliases,
+}
+
+impl<'a> Claimed<'a> {
+    pub(crate) fn new(feature: Feature) -> Self {
+        Claimed { feature, entries: Vec::new(), names: Aliases::default() }
+    }
+
+    fn key_hash(item_key: &str) -> u64 {
+        hash(item_key) ^ 0x6b65_795f_6e61_6d65
+    }
+
+    pub(crate) fn claim(&mut self, entry: &'a Entry) {
+        let at = self.entries.len();
+        self.names.insert(Claimed::key_hash(entry.item_key()), at);
+        for token in entry.tokens.iter() {
+            self.names.insert(hash(token), at);
+        }
+        self.entries.push(entry);
+    }
+
+    /// The claimed entries with this canonical key.
+    fn of_item<'s>(&'s self, item_key: &'s str) -> impl Iterator<Item = &'a Entry> + 's {
+        self.names
+            .get(Claimed::key_hash(item_key))
+            .map(|at| self.entries[at])
+            .filter(move |claimed| claimed.item_key() == item_key)
+    }
+
+    /// Whether a claimed entry is the same item as `entry` and `accept` holds for it. For
+    /// history, every claimed play of an item that shares a token with `entry` counts.
+    pub(crate) fn any_match(&self, entry: &Entry, accept: impl Fn(&Entry) -> bool) -> bool {
+        if self.of_item(entry.item_key()).any(&accept) {
+            return true;
+        }
+        entry.tokens.iter().any(|token| {
+            self.names.get(hash(token)).map(|at| self.entries[at]).filter(|carrier| carrier.tokens.contains(token)).any(
+                |carrier| {
+                    if self.feature == Feature::History {
+                        self.of_item(carrier.item_key()).any(&accept)
+                    } else {
+                        accept(carrier)
+                    }
+                },
+            )
+        })
+    }
+}
+
 /// The items of one side and feature, indexed once: an inventory.
 ///
 /// Entries are kept in key order (so everything derived from a side is deterministic, a
@@ -311,47 +395,157 @@ pub struct Inventory {
 }
 
 /// The entries of a side and its alias index.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 struct Data {
     entries: Vec<Entry>,
-    aliases: Aliases,
+    /// Where the last lookup by key ended: where the next one starts looking.
+    hint: Hint,
+    /// The hash of every token (computed again when needed after entries are inserted in the
+    /// middle).
+    token_hashes: OnceLock<TokenHashes>,
+    /// Built on the first lookup by token that needs it: a side nobody looks up by token (a
+    /// baseline only compared against, a side every entry of which matched by key) never pays
+    /// for it, and a few lookups walk [`Data::token_hashes`] instead.
+    aliases: OnceLock<Aliases>,
+}
+
+/// The hashes of a side's tokens, entry after entry in one vector: what a walk over a side's
+/// tokens reads, without hashing them again or visiting each entry's own allocation.
+#[derive(Debug, Clone, Default)]
+struct TokenHashes {
+    hashes: Vec<u64>,
+    /// Where each entry's hashes start (one more than entries: the end). Four bytes each: a
+    /// side holds fewer than four billion tokens.
+    starts: Vec<u32>,
+}
+
+impl TokenHashes {
+    fn of_entries(entries: &[Entry]) -> TokenHashes {
+        let mut hashed = TokenHashes { hashes: Vec::new(), starts: Vec::with_capacity(entries.len() + 1) };
+        for entry in entries {
+            hashed.push(entry);
+        }
+        hashed.starts.push(hashed.hashes.len() as u32);
+        hashed
+    }
+
+    fn push(&mut self, entry: &Entry) {
+        self.starts.push(self.hashes.len() as u32);
+        self.hashes.extend(entry.tokens.iter().map(hash));
+    }
+
+    /// The token hashes of the entry at `position`, in its tokens' order.
+    fn of(&self, position: usize) -> &[u64] {
+        &self.hashes[self.starts[position] as usize..self.starts[position + 1] as usize]
+    }
+}
+
+/// A position to start a search from. Only a hint: any value gives the same answers, so threads
+/// sharing a side may overwrite each other's.
+#[derive(Debug, Default)]
+struct Hint(AtomicUsize);
+
+impl Clone for Hint {
+    fn clone(&self) -> Self {
+        Hint(AtomicUsize::new(self.0.load(AtomicOrdering::Relaxed)))
+    }
+}
+
+/// The partition point of `entries` under `before` (the entries before it satisfy it; entries
+/// are in key order), found by galloping from `hint`: lookups made in key order, as when two
+/// sides are walked together, cost a step or two each instead of a search of the whole side.
+fn partition_from(entries: &[Entry], hint: usize, before: impl Fn(&Entry) -> bool) -> usize {
+    let hint = hint.min(entries.len());
+    if entries.get(hint).is_some_and(&before) {
+        // The point is after `hint`.
+        let mut low = hint + 1;
+        let mut step = 1;
+        loop {
+            let probe = hint + step;
+            match entries.get(probe) {
+                None => return low + entries[low..].partition_point(&before),
+                Some(entry) if before(entry) => {
+                    low = probe + 1;
+                    step *= 2;
+                }
+                Some(_) => return low + entries[low..probe].partition_point(&before),
+            }
+        }
+    } else {
+        // The point is at or before `hint`.
+        let mut high = hint;
+        let mut step = 1;
+        loop {
+            let Some(probe) = high.checked_sub(step) else { return entries[..high].partition_point(&before) };
+            if before(&entries[probe]) {
+                return probe + 1 + entries[probe + 1..high].partition_point(&before);
+            }
+            high = probe;
+            step *= 2;
+        }
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Data {
     /// Adds an entry (first wins on an equal key; its tokens are merged in). Cheap when entries
-    /// come in key order, as every caller adds them; otherwise the index is rebuilt.
+    /// come in key order, as every caller adds them; otherwise the index is dropped, to be
+    /// rebuilt when next needed.
     fn insert(&mut self, entry: Entry) {
         if self.entries.last().is_none_or(|last| last.key < entry.key) {
-            self.index(self.entries.len(), &entry.tokens);
+            if let Some(hashed) = self.token_hashes.get_mut() {
+                hashed.starts.pop();
+                hashed.push(&entry);
+                hashed.starts.push(hashed.hashes.len() as u32);
+            }
+            if let Some(aliases) = self.aliases.get_mut() {
+                for token in entry.tokens.iter() {
+                    aliases.insert(hash(token), self.entries.len());
+                }
+            }
             self.entries.push(entry);
             return;
         }
         match self.entries.binary_search_by(|e| e.key.cmp(&entry.key)) {
             Ok(at) => {
-                for token in self.entries[at].tokens.merge(&entry.tokens) {
-                    self.aliases.insert(hash(&token), at);
+                let added = self.entries[at].tokens.merge(&entry.tokens);
+                if !added.is_empty() {
+                    self.token_hashes = OnceLock::new();
+                }
+                if let Some(aliases) = self.aliases.get_mut() {
+                    for token in added {
+                        aliases.insert(hash(&token), at);
+                    }
                 }
             }
             Err(at) => {
                 self.entries.insert(at, entry);
-                self.reindex();
+                self.token_hashes = OnceLock::new();
+                self.aliases = OnceLock::new();
             }
         }
     }
 
-    fn index(&mut self, position: usize, tokens: &Tokens) {
-        for token in tokens.iter() {
-            self.aliases.insert(hash(token), position);
-        }
+    fn token_hashes(&self) -> &TokenHashes {
+        self.token_hashes.get_or_init(|| TokenHashes::of_entries(&self.entries))
     }
 
-    fn reindex(&mut self) {
-        self.aliases = Aliases::with_capacity(self.entries.iter().map(|e| e.tokens.len()).sum());
-        for position in 0..self.entries.len() {
-            let tokens = std::mem::take(&mut self.entries[position].tokens);
-            self.index(position, &tokens);
-            self.entries[position].tokens = tokens;
-        }
+    fn aliases(&self) -> &Aliases {
+        self.aliases.get_or_init(|| {
+            let hashed = self.token_hashes();
+            let mut aliases = Aliases::with_capacity(hashed.hashes.len());
+            for position in 0..self.entries.len() {
+                for &token_hash in hashed.of(position) {
+                    aliases.insert(token_hash, position);
+                }
+            }
+            aliases
+        })
     }
 }
 
@@ -386,7 +580,8 @@ fn permute(entries: &mut [Entry], mut order: Vec<usize>) {
 fn entries(feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> Vec<Entry> {
     let items = items.into_iter();
     let mut entries = Vec::with_capacity(items.size_hint().0);
-    entries.extend(items.filter_map(|raw| Entry::new(feature, raw)));
+    let mut scratch = String::new();
+    entries.extend(items.filter_map(|raw| Entry::with_scratch(feature, raw, &mut scratch)));
     entries
 }
 
@@ -424,9 +619,10 @@ impl Inventory {
             }
             same
         });
-        let mut data = Data { entries, aliases: Aliases::default() };
-        data.reindex();
-        Inventory { feature, data: Arc::new(data) }
+        // Hashed here, on the ingest thread and while the tokens are fresh in cache: every walk
+        // over a side's tokens reads these.
+        let token_hashes = OnceLock::from(TokenHashes::of_entries(&entries));
+        Inventory { feature, data: Arc::new(Data { entries, token_hashes, ..Data::default() }) }
     }
 
     /// Adds an entry (first wins on an equal key; its tokens are merged in).
@@ -462,9 +658,21 @@ impl Inventory {
     /// The positions of the entries whose canonical key is `item_key`: the entry of that key,
     /// or for history every play of the item (their keys share the prefix `<item_key>@`).
     fn positions_of_item<'s>(&'s self, item_key: &'s str) -> impl Iterator<Item = usize> + 's {
+        let (positions, next) = self.positions_of_item_from(item_key, self.data.hint.0.load(AtomicOrdering::Relaxed));
+        self.data.hint.0.store(next, AtomicOrdering::Relaxed);
+        positions
+    }
+
+    /// [`Inventory::positions_of_item`] searched from `hint`, with where the search ended (the
+    /// hint for a lookup of the next key).
+    fn positions_of_item_from<'s>(
+        &'s self,
+        item_key: &'s str,
+        hint: usize,
+    ) -> (impl Iterator<Item = usize> + 's, usize) {
         let entries = &self.data.entries;
-        let range = if self.feature == Feature::History {
-            let start = entries.partition_point(|e| cmp_play_prefix(&e.key, item_key) == Ordering::Less);
+        let (range, next) = if self.feature == Feature::History {
+            let start = partition_from(entries, hint, |e| cmp_play_prefix(&e.key, item_key) == Ordering::Less);
             let len = entries[start..]
                 .iter()
                 .take_while(|e| {
@@ -472,15 +680,16 @@ impl Inventory {
                     key.starts_with(item_key.as_bytes()) && key.get(item_key.len()) == Some(&b'@')
                 })
                 .count();
-            start..start + len
+            (start..start + len, start)
         } else {
-            match entries.binary_search_by(|e| e.key.as_str().cmp(item_key)) {
-                Ok(at) => at..at + 1,
-                Err(_) => 0..0,
+            let at = partition_from(entries, hint, |e| e.key.as_str() < item_key);
+            match entries.get(at) {
+                Some(entry) if entry.key == item_key => (at..at + 1, at),
+                _ => (0..0, at),
             }
         };
         // A play prefix also covers plays of items whose key extends this one after an `@`.
-        range.filter(move |&at| entries[at].item_key() == item_key)
+        (range.filter(move |&at| entries[at].item_key() == item_key), next)
     }
 
     /// Visits the position of every entry of this side that is the same item as `other` (see
@@ -498,18 +707,25 @@ impl Inventory {
                 visit(position)?;
             }
         }
+        self.each_token_match(other, wanted, visit)
+    }
+
+    /// The half of [`Inventory::each_match`] that goes by strong token, through the alias index.
+    fn each_token_match(
+        &self,
+        other: &Entry,
+        wanted: impl Fn(usize) -> bool,
+        mut visit: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         for token in other.tokens.iter() {
-            for position in self.data.aliases.get(hash(token)) {
-                // A token names an item: for history, every play of it, whichever play
-                // carried the token. Elsewhere an entry is its item.
+            for position in self.data.aliases().get(hash(token)) {
                 if self.feature == Feature::History {
                     let carrier = &self.data.entries[position];
                     if carrier.tokens.contains(token) {
-                        for play in self.positions_of_item(carrier.item_key()) {
-                            if wanted(play) {
-                                visit(play)?;
-                            }
-                        }
+                        self.each_play(
+                            carrier,
+                            |play| if wanted(play) { visit(play) } else { ControlFlow::Continue(()) },
+                        )?;
                     }
                 } else if wanted(position) && self.data.entries[position].tokens.contains(token) {
                     visit(position)?;
@@ -517,6 +733,134 @@ impl Inventory {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Visits the positions an entry carrying a token names: for history every play of its
+    /// item, whichever play carried the token; elsewhere an entry is its item.
+    fn each_play(&self, carrier: &Entry, mut visit: impl FnMut(usize) -> ControlFlow<()>) -> ControlFlow<()> {
+        for play in self.positions_of_item(carrier.item_key()) {
+            visit(play)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// [`Inventory::each_match`] for many entries at once: visits `(query, position)` for every
+    /// match of every query (possibly more than once), until `visit` breaks for that query.
+    ///
+    /// Canonical keys are matched first, in one walk when the queries come in key order.
+    /// Queries left undecided then go by token: through this side's alias index when it is
+    /// built or when they are many; otherwise the queries' tokens are indexed instead and this
+    /// side is walked once, which for a few thousand queries against a large side costs far
+    /// less than indexing the side.
+    fn each_match_of_all(&self, queries: &[&Entry], mut visit: impl FnMut(usize, usize) -> ControlFlow<()>) {
+        let mut done = vec![false; queries.len()];
+        let mut cursor = 0;
+        for (query, entry) in queries.iter().enumerate() {
+            let (mut positions, next) = self.positions_of_item_from(entry.item_key(), cursor);
+            cursor = next;
+            done[query] = positions.any(|position| visit(query, position).is_break());
+        }
+        let pending: Vec<usize> =
+            (0..queries.len()).filter(|&query| !done[query] && !queries[query].tokens.is_empty()).collect();
+        if pending.is_empty() {
+            return;
+        }
+        if self.data.aliases.get().is_some() || pending.len() * 8 >= self.len() {
+            for query in pending {
+                let _ = self.each_token_match(queries[query], |_| true, |position| visit(query, position));
+            }
+            return;
+        }
+        let mut wanted = Aliases::with_capacity(pending.iter().map(|&query| queries[query].tokens.len()).sum());
+        // One bit per low 18 bits of the wanted hashes (32 KiB, so it stays in the fastest
+        // cache): most of the side's tokens are passed over on one bit.
+        const FILTER_BITS: usize = 1 << 18;
+        let mut filter = vec![0u64; FILTER_BITS / 64];
+        let bit = |token_hash: u64| (token_hash as usize) & (FILTER_BITS - 1);
+        for &query in &pending {
+            for token in queries[query].tokens.iter() {
+                let token_hash = hash(token);
+                filter[bit(token_hash) / 64] |= 1 << (bit(token_hash) % 64);
+                wanted.insert(token_hash, query);
+            }
+        }
+        let mut left = pending.len();
+        let hashed = self.data.token_hashes();
+        for position in 0..self.len() {
+            for (nth, &token_hash) in hashed.of(position).iter().enumerate() {
+                if filter[bit(token_hash) / 64] & (1 << (bit(token_hash) % 64)) == 0 {
+                    continue;
+                }
+                for query in wanted.get(token_hash) {
+                    if done[query] {
+                        continue;
+                    }
+                    let carrier = &self.data.entries[position];
+                    let Some(token) = carrier.tokens.iter().nth(nth) else { continue };
+                    if !queries[query].tokens.contains(token) {
+                        continue;
+                    }
+                    let flow = if self.feature == Feature::History {
+                        self.each_play(carrier, |play| visit(query, play))
+                    } else {
+                        visit(query, position)
+                    };
+                    if flow.is_break() {
+                        done[query] = true;
+                        left -= 1;
+                        if left == 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Inventory::any_match`] for many entries at once: for each of `queries`, whether an
+    /// entry of this side is the same item and `accept(query, entry, its position)` holds. Give
+    /// the queries in key order (see [`Inventory::each_match_of_all`]).
+    pub fn any_matches(&self, queries: &[&Entry], accept: impl Fn(&Entry, &Entry, usize) -> bool) -> Vec<bool> {
+        let mut found = vec![false; queries.len()];
+        self.each_match_of_all(queries, |query, position| {
+            if accept(queries[query], &self.data.entries[position], position) {
+                found[query] = true;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        found
+    }
+
+    /// Which positions hold an entry whose key is one of `keys` (given in key order).
+    pub fn positions_of_keys<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<bool> {
+        let mut marked = vec![false; self.len()];
+        let mut cursor = 0;
+        for key in keys {
+            cursor = partition_from(&self.data.entries, cursor, |e| e.key.as_str() < key);
+            if self.data.entries.get(cursor).is_some_and(|e| e.key == key) {
+                marked[cursor] = true;
+            }
+        }
+        marked
+    }
+
+    /// [`Inventory::same_item`] for many entries at once, in the order of `queries`.
+    pub fn same_items(&self, queries: &[&Entry]) -> Vec<Vec<&Entry>> {
+        let mut positions: Vec<Vec<usize>> = vec![Vec::new(); queries.len()];
+        self.each_match_of_all(queries, |query, position| {
+            positions[query].push(position);
+            ControlFlow::Continue(())
+        });
+        positions
+            .into_iter()
+            .map(|mut found| {
+                found.sort_unstable();
+                found.dedup();
+                found.into_iter().map(|position| &self.data.entries[position]).collect()
+            })
+            .collect()
     }
 
     /// The first entry, in key order, of those [`Inventory::same_item`] returns for which
@@ -571,7 +915,7 @@ impl Inventory {
     /// accepts. Keyed by entry key, not canonical key, so a history baseline keeps every play
     /// (keyed by canonical key, all plays of a title but one would look deleted next run).
     pub fn persistable_items(&self) -> BTreeMap<String, InventoryItem> {
-        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key().to_owned(), e.item.clone())).collect()
+        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key().to_owned(), (*e.item).clone())).collect()
     }
 
     /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
@@ -869,6 +1213,55 @@ mod tests {
                 }
             }
             prop_assert_eq!(aliases.get(0xdead_beef_0000_0000).count(), 0);
+        }
+
+        /// Galloping from any hint finds the partition point a binary search finds.
+        #[test]
+        fn partition_from_any_hint_is_the_partition_point(
+            keys in proptest::collection::btree_set(0u32..200, 0..60),
+            probe in 0u32..210,
+            hint in 0usize..80,
+        ) {
+            let entries: Vec<Entry> = keys
+                .iter()
+                .filter_map(|k| Entry::new(Feature::Watchlist, InventoryItem { title: Some(format!("{k:03}")), ..Default::default() }))
+                .collect();
+            let probe = format!("movie|title:{probe:03}|year:");
+            let before = |e: &Entry| e.key() < probe.as_str();
+            prop_assert_eq!(partition_from(&entries, hint, before), entries.partition_point(before));
+        }
+
+        /// Claimed entries answer as an inventory of them would, for history's plays too.
+        #[test]
+        fn claimed_entries_match_as_an_inventory_of_them(
+            plays in proptest::collection::vec((0u8..4, 0u8..4, proptest::option::of(0u8..3)), 0..16),
+            claim in proptest::collection::vec(any::<bool>(), 16),
+            probe in (0u8..4, 0u8..4, proptest::option::of(0u8..3)),
+            history in any::<bool>(),
+        ) {
+            let feature = if history { Feature::History } else { Feature::Watchlist };
+            let item = |(tmdb, imdb, at): (u8, u8, Option<u8>)| InventoryItem {
+                ids: [("tmdb", tmdb.to_string()), ("imdb", format!("tt{imdb}"))].into_iter().collect(),
+                watched_at: at.map(|at| (1_700_000_000 + u64::from(at) * 3600).to_string()),
+                ..Default::default()
+            };
+            let side = Inventory::new(feature, &plays.iter().copied().map(item).collect::<Vec<_>>());
+            let mut claimed = Claimed::new(feature);
+            let mut claimed_entries = Vec::new();
+            for (entry, take) in side.entries().zip(&claim) {
+                if *take {
+                    claimed.claim(entry);
+                    claimed_entries.push(entry.clone());
+                }
+            }
+            // What the planner used before: an inventory of copies of the claimed entries (with
+            // the tokens their duplicates brought).
+            let reference = Inventory::from_entries(feature, claimed_entries);
+            let probe = Entry::new(feature, item(probe)).unwrap();
+            // A condition that tells plays apart.
+            let accept = |c: &Entry| c.watched_at() != Some(1_700_003_600);
+            prop_assert_eq!(claimed.any_match(&probe, accept), reference.any_match(&probe, accept));
+            prop_assert_eq!(claimed.any_match(&probe, |_| true), !reference.same_item(&probe).is_empty());
         }
 
         /// `permute` puts every entry where the order says, moving each once.

@@ -59,7 +59,7 @@ use time::OffsetDateTime;
 
 use crate::config::{FeatureConfig, PairConfig};
 pub use crate::config::{RemoveMode, Side, SyncMode};
-use crate::ingest::{Entry, Ingested, Inventory, UNKNOWN_PLAY_TIME, same_play_time};
+use crate::ingest::{Claimed, Entry, Ingested, Inventory, UNKNOWN_PLAY_TIME, same_play_time};
 
 /// Rule id of the planner's findings.
 pub const PLANNER_RULE: &str = "cw.planner";
@@ -304,8 +304,12 @@ fn first_match<'s>(side: &'s Inventory, entry: &Entry, rule: Rule, skip: Option<
     })
 }
 
-fn has_match(side: &Inventory, entry: &Entry, rule: Rule) -> bool {
-    !side.is_empty() && side.any_match(entry, |c| plays_match(side.feature(), entry, c, rule))
+/// For each of `entries` (in key order), whether `side` has an entry that is the same under `rule`.
+fn has_matches(side: &Inventory, entries: &[&Entry], rule: Rule) -> Vec<bool> {
+    if side.is_empty() {
+        return vec![false; entries.len()];
+    }
+    side.any_matches(entries, |entry, c, _| plays_match(side.feature(), entry, c, rule))
 }
 
 /// `b`, the first match of `a` on its side, is mutual when `a` is also `b`'s first match.
@@ -394,8 +398,12 @@ impl View<'_> {
             return deleted;
         }
         if let Some(baseline) = &ingested.baseline {
-            for entry in baseline.entries().filter(|e| !has_match(&ingested.current, e, Rule::Same)) {
-                deleted.insert(entry.clone());
+            let entries: Vec<&Entry> = baseline.entries().collect();
+            let kept = has_matches(&ingested.current, &entries, Rule::Same);
+            for (entry, kept) in entries.into_iter().zip(kept) {
+                if !kept {
+                    deleted.insert(entry.clone());
+                }
             }
         }
         deleted
@@ -487,8 +495,11 @@ impl<'a> Planner<'a> {
                 }
                 RemoveMode::Mirror => {
                     if let Some(baseline) = &dst.ingested.baseline {
-                        for entry in dst.current().entries() {
-                            if !has_match(src.current(), entry, Rule::Same) && has_match(baseline, entry, Rule::Same) {
+                        let entries: Vec<&Entry> = dst.current().entries().collect();
+                        let on_source = has_matches(src.current(), &entries, Rule::Same);
+                        let in_baseline = has_matches(baseline, &entries, Rule::Same);
+                        for ((entry, on_source), in_baseline) in entries.into_iter().zip(on_source).zip(in_baseline) {
+                            if !on_source && in_baseline {
                                 removals.insert(entry.key().to_owned(), planned_item(entry, Reason::Mirror));
                             }
                         }
@@ -536,19 +547,23 @@ impl<'a> Planner<'a> {
         tombstones: Option<(&Tombstones, Side)>,
         adds: &mut Planned,
     ) {
-        let mut planned = Inventory::empty(self.feature);
-        for entry in from.current().entries() {
-            let to = to.current();
-            if to.any_match(entry, |c| {
-                !removals.contains_key(c.key()) && plays_match(self.feature, entry, c, Rule::Covers)
-            }) || has_match(deleted_on_to, entry, Rule::Same)
+        let mut planned = Claimed::new(self.feature);
+        let entries: Vec<&Entry> = from.current().entries().collect();
+        let removed = to.current().positions_of_keys(removals.keys().map(String::as_str));
+        let on_to = to.current().any_matches(&entries, |entry, c, position| {
+            !removed[position] && plays_match(self.feature, entry, c, Rule::Covers)
+        });
+        let deleted = has_matches(deleted_on_to, &entries, Rule::Same);
+        for ((entry, on_to), deleted) in entries.into_iter().zip(on_to).zip(deleted) {
+            if on_to
+                || deleted
                 || tombstones.is_some_and(|(t, side)| t.holds_back(entry, side))
                 || (self.feature == Feature::Progress && !progress_eligible(entry))
-                || has_match(&planned, entry, Rule::Covers)
+                || planned.any_match(entry, |c| plays_match(self.feature, entry, c, Rule::Covers))
             {
                 continue;
             }
-            planned.insert(entry.clone());
+            planned.claim(entry);
             adds.insert(entry.key().to_owned(), planned_item(entry, Reason::Missing));
         }
     }
@@ -659,11 +674,18 @@ impl<'a> Planner<'a> {
 /// Removals on `to` of what `from` deleted: every entry of `to` that is the same as a deletion,
 /// unless `from` still has it under other ids.
 fn propagate(deleted: &Inventory, from: &Inventory, to: &Inventory, removals: &mut Planned) {
-    for gone in deleted.entries() {
-        for entry in to.same_item(gone) {
-            if plays_match(to.feature(), gone, entry, Rule::Same) && !has_match(from, entry, Rule::Same) {
-                removals.insert(entry.key().to_owned(), planned_item(entry, Reason::Deleted));
-            }
+    let gone: Vec<&Entry> = deleted.entries().collect();
+    let mut candidates: Vec<&Entry> = gone
+        .iter()
+        .zip(to.same_items(&gone))
+        .flat_map(|(gone, found)| found.into_iter().filter(|entry| plays_match(to.feature(), gone, entry, Rule::Same)))
+        .collect();
+    candidates.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+    candidates.dedup_by(|a, b| a.key() == b.key());
+    let kept = has_matches(from, &candidates, Rule::Same);
+    for (entry, kept) in candidates.into_iter().zip(kept) {
+        if !kept {
+            removals.insert(entry.key().to_owned(), planned_item(entry, Reason::Deleted));
         }
     }
 }

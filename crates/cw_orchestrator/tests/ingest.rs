@@ -223,6 +223,39 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Matching many entries at once finds what matching them one by one finds, whichever way
+    /// it goes (walking the side with the queries' tokens indexed, or through the side's index,
+    /// built before or during the call), for every feature's keying.
+    #[test]
+    fn batched_matching_agrees_with_one_by_one(
+        items in proptest::collection::vec(play(), 0..60),
+        queries in proptest::collection::vec(play(), 0..6),
+        history in any::<bool>(),
+        index_first in any::<bool>(),
+    ) {
+        let feature = if history { Feature::History } else { Feature::Watchlist };
+        let side = Inventory::new(feature, &items);
+        let probes = Inventory::new(feature, &queries);
+        let probes: Vec<&cw_orchestrator::ingest::Entry> = probes.entries().collect();
+        if index_first && let Some(first) = probes.first() {
+            side.same_item(first);
+        }
+        let expected: Vec<Vec<&str>> = probes.iter().map(|q| side.same_item(q).iter().map(|e| e.key()).collect()).collect();
+        let fresh = Inventory::new(feature, &items);
+        let batched: Vec<Vec<&str>> = fresh.same_items(&probes).iter().map(|found| found.iter().map(|e| e.key()).collect()).collect();
+        prop_assert_eq!(&batched, &expected);
+        // `any_matches` with a condition that refuses some candidates.
+        let accept = |q: &cw_orchestrator::ingest::Entry, c: &cw_orchestrator::ingest::Entry| c.key() != q.key();
+        let fresh = Inventory::new(feature, &items);
+        let any = fresh.any_matches(&probes, |q, c, _| accept(q, c));
+        let one_by_one: Vec<bool> = probes.iter().map(|q| side.any_match(q, |c| accept(q, c))).collect();
+        prop_assert_eq!(any, one_by_one);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Index semantics
 

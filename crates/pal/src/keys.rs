@@ -223,11 +223,32 @@ pub fn normalize_id_map(ids: &Ids) -> Ids {
 /// Whether `ids` is its own [`normalize_id_map`]: every namespace and id in normal form, and
 /// every id its guid names present. Checked without allocating for ids without a guid.
 fn is_normal(ids: &Ids) -> bool {
-    ids.iter().all(|(namespace, id)| {
-        !namespace.is_empty()
-            && matches!(normalized_namespace(namespace), Cow::Borrowed(ns) if ns.len() == namespace.len())
-            && normalized_id(namespace, id).is_some_and(|normal| normal == id)
-    }) && ids.get("guid").is_none_or(|guid| ids_from_guid(guid).keys().all(|ns| ids.contains_key(ns)))
+    let mut guid = None;
+    let all_normal = ids.iter().all(|(namespace, id)| {
+        if namespace == "guid" {
+            guid = Some(id);
+        }
+        is_normal_id(namespace, id)
+    });
+    all_normal && guid.is_none_or(|guid| ids_from_guid(guid).keys().all(|ns| ids.contains_key(ns)))
+}
+
+/// Whether `(namespace, id)` is its own normal form: the namespace trimmed and lower-case, the
+/// id what [`normalize_id`] makes of it. The usual namespaces are decided without the general
+/// rules' string work.
+fn is_normal_id(namespace: &str, id: &str) -> bool {
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match namespace {
+        "tmdb" | "tvdb" | "trakt" | "simkl" | "mal" | "anilist" | "kitsu" | "anidb" | "plex" | "jellyfin" | "emby" => {
+            digits(id) && id.bytes().any(|b| b != b'0')
+        }
+        "imdb" => id.strip_prefix("tt").is_some_and(digits),
+        _ => {
+            !namespace.is_empty()
+                && matches!(normalized_namespace(namespace), Cow::Borrowed(ns) if ns.len() == namespace.len())
+                && normalized_id(namespace, id).is_some_and(|normal| normal == id)
+        }
+    }
 }
 
 /// Appends the normalised form of each id (sentinels and empty namespaces left out).
@@ -532,8 +553,9 @@ pub fn write_strong_tokens_of_normalized(item: &InventoryItem, out: &mut String)
     match item.item_type {
         ItemType::Movie | ItemType::Show => {
             let mut token = String::new();
-            for namespace in IN_TOKEN_ORDER {
-                if let Some(id) = item.ids.get(namespace) {
+            // Ids are in namespace order, which is the tokens' order: one pass.
+            for (namespace, id) in item.ids.iter().filter(|(ns, _)| IN_TOKEN_ORDER.contains(ns)) {
+                {
                     token.clear();
                     token.push_str(namespace);
                     token.push(':');
@@ -909,6 +931,17 @@ mod tests {
     }
 
     proptest! {
+        /// The shortcut for maps already in normal form gives what the general rules give.
+        #[test]
+        fn normal_maps_are_recognised(ids in arb_ids()) {
+            let mut general = Vec::new();
+            push_normalized(&mut general, ids.iter());
+            let general = finish_ids(general);
+            prop_assert_eq!(normalize_id_map(&ids), general.clone());
+            prop_assert!(is_normal(&general));
+            prop_assert_eq!(is_normal(&ids), ids == general);
+        }
+
         /// The fast paths ingest uses agree with the reference functions on any item, once it
         /// is normalised; and normalising twice changes nothing.
         #[test]
