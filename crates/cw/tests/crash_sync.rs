@@ -151,7 +151,7 @@ impl Fixture {
              providers:\n  \
                plays: { adapter: file, path: history.json, feature: history }\n  \
                wishes: { adapter: file, path: watchlist.json, feature: watchlist }\n  \
-               library: { adapter: local, path: library.db }\n\
+               library: { adapter: local, path: library.db, chunk_size: 500 }\n\
              pairs:\n  \
                - id: history\n    source: plays\n    target: library\n    mode: one-way\n    \
                  features:\n      history: { add: true, remove: false }\n  \

@@ -833,6 +833,27 @@ impl Inventory {
         found
     }
 
+    /// For each of `items` (raw or normalised), whether this side holds it: an entry that is
+    /// the same item (history: the same play, within a minute). What a write is checked against
+    /// when the side is read again after it. An item ingest would leave out (a rating outside
+    /// 1–10) is not held.
+    pub fn holds(&self, items: &[&InventoryItem]) -> Vec<bool> {
+        let mut scratch = String::new();
+        let probes: Vec<Option<Entry>> =
+            items.iter().map(|item| Entry::with_scratch(self.feature, (*item).clone(), &mut scratch)).collect();
+        let mut order: Vec<usize> = (0..probes.len()).filter(|&at| probes[at].is_some()).collect();
+        order.sort_by(|a, b| probes[*a].as_ref().map(Entry::key).cmp(&probes[*b].as_ref().map(Entry::key)));
+        let queries: Vec<&Entry> = order.iter().filter_map(|&at| probes[at].as_ref()).collect();
+        let found = self.any_matches(&queries, |probe, entry, _| {
+            self.feature != Feature::History || same_play_time(entry.watched_at(), probe.watched_at())
+        });
+        let mut held = vec![false; items.len()];
+        for (at, found) in order.into_iter().zip(found) {
+            held[at] = found;
+        }
+        held
+    }
+
     /// Which positions hold an entry whose key is one of `keys` (given in key order).
     pub fn positions_of_keys<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<bool> {
         let mut marked = vec![false; self.len()];

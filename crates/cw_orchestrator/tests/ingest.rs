@@ -256,6 +256,39 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `holds` answers, for each item, what looking it up alone answers: the same item, and for
+    /// history the same play within a minute.
+    #[test]
+    fn holds_agrees_with_looking_each_item_up(
+        items in proptest::collection::vec(play(), 0..40),
+        probes in proptest::collection::vec(play(), 0..8),
+        history in any::<bool>(),
+    ) {
+        let feature = if history { Feature::History } else { Feature::Watchlist };
+        let side = Inventory::new(feature, &items);
+        let expected: Vec<bool> = probes
+            .iter()
+            .map(|item| {
+                let probe = Inventory::new(feature, std::slice::from_ref(item));
+                probe.entries().next().is_some_and(|entry| {
+                    side.same_item(entry).iter().any(|e| {
+                        !history || match (e.watched_at(), entry.watched_at()) {
+                            (Some(a), Some(b)) => a.abs_diff(b) < 60,
+                            (None, None) => true,
+                            _ => false,
+                        }
+                    })
+                })
+            })
+            .collect();
+        let probes: Vec<&InventoryItem> = probes.iter().collect();
+        prop_assert_eq!(Inventory::new(feature, &items).holds(&probes), expected);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Index semantics
 

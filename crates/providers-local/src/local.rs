@@ -8,6 +8,7 @@
 //! longest a call can block is the busy timeout ([`crate::store::BUSY_TIMEOUT`]) when another
 //! process holds the write lock.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +51,19 @@ pub struct LocalSettings {
     /// The human-readable name (default `Local library`).
     #[serde(default)]
     pub label: Option<String>,
+    /// Items per write call, each one transaction (default [`DEFAULT_CHUNK_SIZE`], from 1 to
+    /// [`MAX_CHUNK_SIZE`]).
+    #[serde(default)]
+    pub chunk_size: Option<u32>,
 }
+
+/// Items per write call when the settings do not say. One transaction per chunk: a new item's
+/// tokens land on pages spread over the token index, so a large chunk rewrites each such page
+/// once where small ones rewrite it again and again.
+pub const DEFAULT_CHUNK_SIZE: u32 = 5000;
+
+/// The largest chunk size the settings may ask for.
+pub const MAX_CHUNK_SIZE: u32 = 100_000;
 
 /// Why a local library could not be opened. Names the path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,14 +75,14 @@ pub struct OpenError {
     pub message: String,
 }
 
-/// The capabilities `local` declares.
+/// The capabilities `local` declares (with the default chunk size).
 pub fn local_capabilities() -> InventoryCapabilities {
     InventoryCapabilities {
         index_semantics: IndexSemantics::Present,
         verify_after_write: true,
         observed_deletes: true,
         checkpoint: true,
-        chunk_size: 500,
+        chunk_size: DEFAULT_CHUNK_SIZE,
         confirms_keys: true,
         read_only: false,
     }
@@ -81,6 +94,7 @@ pub struct LocalLibrary {
     label: String,
     path: PathBuf,
     clock: Clock,
+    chunk_size: u32,
     conn: Mutex<Connection>,
     requests: AtomicU64,
     writes: AtomicU64,
@@ -155,12 +169,6 @@ fn prepare(write: Write, feature: Feature, item: &InventoryItem) -> Result<Entry
     Ok(Entry::new(feature, item))
 }
 
-fn push_unique(keys: &mut Vec<String>, key: &str) {
-    if !keys.iter().any(|k| k == key) {
-        keys.push(key.to_owned());
-    }
-}
-
 impl LocalLibrary {
     /// The adapter name.
     pub const NAME: &'static str = "local";
@@ -178,6 +186,11 @@ impl LocalLibrary {
         let path = settings.path;
         let fail = |message: String| OpenError { path: path.clone(), message };
         let name = crate::provider_name(settings.name, "LOCAL").map_err(fail)?;
+        let chunk_size = match settings.chunk_size {
+            None => DEFAULT_CHUNK_SIZE,
+            Some(size @ 1..=MAX_CHUNK_SIZE) => size,
+            Some(size) => return Err(fail(format!("chunk_size: {size} is not from 1 to {MAX_CHUNK_SIZE}"))),
+        };
         let conn = store::open(&path, clock).map_err(|failure| {
             fail(match failure {
                 OpenFailure::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
@@ -192,6 +205,7 @@ impl LocalLibrary {
             label: settings.label.unwrap_or_else(|| "Local library".to_owned()),
             path,
             clock,
+            chunk_size,
             conn: Mutex::new(conn),
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -259,12 +273,15 @@ impl LocalLibrary {
     ) -> Result<WriteResult, ProviderError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let mut confirmed = Vec::new();
+        let mut seen = HashSet::new();
         let mut unresolved_items = Vec::new();
         let mut entries = Vec::new();
         for item in items {
             match prepare(write, feature, item) {
                 Ok(entry) => {
-                    push_unique(&mut confirmed, &entry.key);
+                    if seen.insert(entry.key.clone()) {
+                        confirmed.push(entry.key.clone());
+                    }
                     entries.push(entry);
                 }
                 Err(unresolved) => unresolved_items.push(unresolved),
@@ -325,7 +342,7 @@ impl InventoryProvider for LocalLibrary {
     }
 
     fn capabilities(&self) -> InventoryCapabilities {
-        local_capabilities()
+        InventoryCapabilities { chunk_size: self.chunk_size, ..local_capabilities() }
     }
 
     async fn build_index(&self, feature: Feature) -> Result<Vec<InventoryItem>, ProviderError> {

@@ -4,7 +4,6 @@
 //! is in WAL mode with `synchronous = NORMAL` (a commit survives a process crash; the last
 //! commits before a power loss may roll back, never half-apply).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,6 +78,10 @@ pub(crate) fn open(path: &Path, clock: Clock) -> Result<Connection, OpenFailure>
     // database"). In-memory databases answer `memory`; files answer `wal`.
     let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // SQLite's default page cache (2 MiB) holds the indexes of a library of a few thousand
+    // titles; a write to a larger one would read its index pages back from the OS page after
+    // page. The cache grows only as pages are used.
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
     migrate(&mut conn, clock)?;
     Ok(conn)
 }
@@ -187,8 +190,9 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The entry of an item already normalised ([`keys::normalize_item`]).
     pub(crate) fn new(feature: Feature, item: InventoryItem) -> Self {
-        let key = keys::canonical_key(&item);
+        let key = keys::canonical_key_of_normalized(&item);
         let play = if feature == Feature::History { play_of(item.watched_at.as_deref()) } else { String::new() };
         Entry { item, key, play }
     }
@@ -210,9 +214,22 @@ fn from_json(id: i64, json: &str) -> rusqlite::Result<InventoryItem> {
 
 /// The items of a feature, in insertion order.
 pub(crate) fn items(conn: &Connection, feature: Feature) -> rusqlite::Result<Vec<InventoryItem>> {
-    let mut statement = conn.prepare_cached("SELECT id, item FROM items WHERE feature = ?1 ORDER BY id")?;
-    let rows = statement.query_map([feature.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?;
-    rows.map(|row| row.and_then(|(id, json)| from_json(id, &json))).collect()
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM items WHERE feature = ?1")?
+        .query_row([feature.as_str()], |row| row.get(0))?;
+    let mut items = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    // A scan in row order: through the (feature, key) index it would be a lookup per row and a sort.
+    let mut statement = conn.prepare_cached("SELECT id, item FROM items NOT INDEXED WHERE feature = ?1 ORDER BY id")?;
+    let mut rows = statement.query([feature.as_str()])?;
+    while let Some(row) = rows.next()? {
+        // Parsed where SQLite holds the text, without a copy of it.
+        let json = row
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+        items.push(from_json(row.get(0)?, json)?);
+    }
+    Ok(items)
 }
 
 /// Every feature's checkpoint, plus `updated_at` (the latest).
@@ -234,38 +251,54 @@ pub(crate) fn activities(conn: &Connection) -> rusqlite::Result<Activities> {
 
 /// Rows of `feature` matching `entry`: the same key, or a shared strong token; with `play`,
 /// only rows of that play (history).
+///
+/// Two statements, whatever the number of tokens (they go in as a JSON array), each a walk of
+/// an index with no temporary table: a write touches a handful of rows, and statements are
+/// most of its cost.
 fn matching(
     tx: &Transaction<'_>,
     feature: Feature,
     entry: &Entry,
     play: Option<&str>,
-    tokens: &BTreeSet<String>,
-) -> rusqlite::Result<BTreeSet<i64>> {
-    let mut ids = BTreeSet::new();
-    let mut by_key = tx.prepare_cached(
-        "SELECT id FROM items WHERE feature = ?1 AND key = ?2 AND (?3 IS NULL OR play = ?3) ORDER BY id",
-    )?;
-    for id in by_key.query_map(params![feature.as_str(), entry.key, play], |row| row.get(0))? {
-        ids.insert(id?);
-    }
-    let mut by_token = tx.prepare_cached(
-        "SELECT i.id FROM tokens t JOIN items i ON i.id = t.item_id \
-         WHERE t.feature = ?1 AND t.token = ?2 AND (?3 IS NULL OR i.play = ?3) ORDER BY i.id",
-    )?;
-    for token in tokens {
-        for id in by_token.query_map(params![feature.as_str(), token, play], |row| row.get(0))? {
-            ids.insert(id?);
-        }
-    }
+    tokens: &str,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut ids: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM items WHERE feature = ?1 AND key = ?2 AND (?3 IS NULL OR play = ?3)")?
+        .query_map(params![feature.as_str(), entry.key, play], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let by_token = tx
+        .prepare_cached(
+            // CROSS JOIN fixes the order: each token, then its index entries (SQLite would
+            // otherwise walk every token of the feature).
+            "SELECT t.item_id FROM json_each(?2) j \
+             CROSS JOIN tokens t ON t.feature = ?1 AND t.token = j.value \
+             CROSS JOIN items i ON i.id = t.item_id \
+             WHERE ?3 IS NULL OR i.play = ?3",
+        )?
+        .query_map(params![feature.as_str(), tokens, play], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    ids.extend(by_token);
+    ids.sort_unstable();
+    ids.dedup();
     Ok(ids)
 }
 
-fn write_tokens(tx: &Transaction<'_>, feature: Feature, id: i64, tokens: &BTreeSet<String>) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM tokens WHERE item_id = ?1")?.execute([id])?;
-    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO tokens (item_id, feature, token) VALUES (?1, ?2, ?3)")?;
-    for token in tokens {
-        insert.execute(params![id, feature.as_str(), token])?;
+/// The strong tokens of a normalised item, as the JSON array [`matching`] and
+/// [`write_tokens`] take.
+fn tokens_json(item: &InventoryItem) -> rusqlite::Result<String> {
+    serde_json::to_string(&keys::strong_tokens_of_normalized(item))
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Sets the tokens of row `id` (`fresh`: a row just inserted, which has none).
+fn write_tokens(tx: &Transaction<'_>, feature: Feature, id: i64, tokens: &str, fresh: bool) -> rusqlite::Result<()> {
+    if !fresh {
+        tx.prepare_cached("DELETE FROM tokens WHERE item_id = ?1")?.execute([id])?;
     }
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO tokens (item_id, feature, token) SELECT ?1, ?2, value FROM json_each(?3)",
+    )?
+    .execute(params![id, feature.as_str(), tokens])?;
     Ok(())
 }
 
@@ -286,7 +319,7 @@ fn merged(old: &InventoryItem, new: &InventoryItem) -> InventoryItem {
 /// is inserted otherwise (`UNIQUE (feature, key, play)` makes a concurrent duplicate fail
 /// instead of storing a second play).
 pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusqlite::Result<bool> {
-    let tokens = keys::strong_tokens(&entry.item);
+    let tokens = tokens_json(&entry.item)?;
     let existing = matching(tx, feature, entry, Some(&entry.play), &tokens)?.into_iter().next();
     let Some(id) = existing else {
         let json = to_json(&entry.item)?;
@@ -299,7 +332,7 @@ pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusq
         if inserted == 0 {
             return Ok(false);
         }
-        write_tokens(tx, feature, tx.last_insert_rowid(), &tokens)?;
+        write_tokens(tx, feature, tx.last_insert_rowid(), &tokens, true)?;
         return Ok(true);
     };
     let (old_key, old_json): (String, String) = tx
@@ -308,7 +341,7 @@ pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusq
     let item = merged(&from_json(id, &old_json)?, &entry.item);
     let json = to_json(&item)?;
     // Re-key to the merged item's canonical key unless another entry already holds it.
-    let new_key = keys::canonical_key(&item);
+    let new_key = keys::canonical_key_of_normalized(&item);
     let taken = new_key != old_key
         && tx
             .prepare_cached("SELECT id FROM items WHERE feature = ?1 AND key = ?2 AND play = ?3 AND id != ?4")?
@@ -320,7 +353,7 @@ pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusq
         return Ok(false);
     }
     tx.prepare_cached("UPDATE items SET key = ?1, item = ?2 WHERE id = ?3")?.execute(params![key, json, id])?;
-    write_tokens(tx, feature, id, &keys::strong_tokens(&item))?;
+    write_tokens(tx, feature, id, &tokens_json(&item)?, false)?;
     Ok(true)
 }
 
@@ -328,7 +361,7 @@ pub(crate) fn put(tx: &Transaction<'_>, feature: Feature, entry: &Entry) -> rusq
 /// every play of the item); returns how many.
 pub(crate) fn delete(tx: &Transaction<'_>, feature: Feature, entry: &Entry, any_play: bool) -> rusqlite::Result<usize> {
     let play = (!any_play).then_some(entry.play.as_str());
-    let ids = matching(tx, feature, entry, play, &keys::strong_tokens(&entry.item))?;
+    let ids = matching(tx, feature, entry, play, &tokens_json(&entry.item)?)?;
     for id in &ids {
         tx.prepare_cached("DELETE FROM items WHERE id = ?1")?.execute([id])?;
         tx.prepare_cached("DELETE FROM tokens WHERE item_id = ?1")?.execute([id])?;

@@ -109,7 +109,9 @@ impl InventoryHarness for LocalHarness {
             return None;
         }
         let path = self.dir.path().join(format!("library-{}.db", self.builds.fetch_add(1, Ordering::SeqCst)));
-        let library = Arc::new(LocalLibrary::open(LocalSettings { path: path.clone(), name: None, label: None }).ok()?);
+        let library = Arc::new(
+            LocalLibrary::open(LocalSettings { path: path.clone(), name: None, label: None, chunk_size: None }).ok()?,
+        );
         for (feature, items) in seed() {
             let written = library.add_now(&items, feature, false).ok()?;
             assert!(written.unresolved.is_empty(), "{written:?}");

@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 
 fn settings(path: &Path) -> LocalSettings {
-    LocalSettings { path: path.to_owned(), name: None, label: None }
+    LocalSettings { path: path.to_owned(), name: None, label: None, chunk_size: None }
 }
 
 fn library() -> (TempDir, PathBuf, LocalLibrary) {
@@ -47,11 +47,24 @@ async fn identity_features_and_capabilities() {
     assert_eq!(
         serde_json::to_value(library.capabilities()).unwrap(),
         json!({"index_semantics": "present", "verify_after_write": true, "observed_deletes": true,
-               "checkpoint": true, "chunk_size": 500, "confirms_keys": true})
+               "checkpoint": true, "chunk_size": 5000, "confirms_keys": true})
     );
     assert_eq!(library.capabilities().index_semantics, IndexSemantics::Present);
     assert!(!library.capabilities().read_only);
     assert_eq!(library.health().await.status, HealthStatus::Ok);
+}
+
+#[test]
+fn the_chunk_size_is_a_setting_from_1_to_100000() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("library.db");
+    let with = |chunk_size| LocalLibrary::open(LocalSettings { chunk_size, ..settings(&path) });
+    assert_eq!(with(Some(200)).unwrap().capabilities().chunk_size, 200);
+    assert_eq!(with(Some(100_000)).unwrap().capabilities().chunk_size, 100_000);
+    for bad in [0, 100_001] {
+        let error = with(Some(bad)).unwrap_err();
+        assert!(error.to_string().contains(&format!("chunk_size: {bad} is not from 1 to 100000")), "{error}");
+    }
 }
 
 #[tokio::test]

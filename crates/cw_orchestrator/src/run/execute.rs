@@ -313,7 +313,7 @@ impl Engine<'_> {
     ) {
         let spec = Self::spec(instance, "build_index");
         let live = match self.pipeline.call(&spec, || provider.build_index(feature)).await {
-            Ok(items) => Inventory::new(feature, &items),
+            Ok(items) => Inventory::from_items(feature, items),
             Err(error) => {
                 outcome.findings.push(Finding {
                     rule_id: applier::APPLIER_RULE.to_owned(),
@@ -328,19 +328,21 @@ impl Engine<'_> {
                 return;
             }
         };
-        let seen = |item: &PlannedItem| {
-            let probe = Inventory::new(feature, std::slice::from_ref(&item.item));
-            probe.entries().next().is_some_and(|entry| {
-                live.same_item(entry).iter().any(|e| {
-                    feature != Feature::History || crate::ingest::same_play_time(e.watched_at(), entry.watched_at())
-                })
-            })
+        let seen = |planned: &[&PlannedItem]| {
+            let items: Vec<&InventoryItem> = planned.iter().map(|p| &p.item).collect();
+            live.holds(&items)
         };
-        let (kept, lost): (Vec<&PlannedItem>, Vec<&PlannedItem>) =
-            std::mem::take(&mut outcome.confirmed_adds).into_iter().partition(|p| seen(p));
+        let adds = std::mem::take(&mut outcome.confirmed_adds);
+        let (mut kept, mut lost) = (Vec::new(), Vec::new());
+        for (planned, seen) in adds.iter().zip(seen(&adds)) {
+            if seen { kept.push(*planned) } else { lost.push(*planned) }
+        }
         outcome.confirmed_adds = kept;
-        let (gone, still): (Vec<&PlannedItem>, Vec<&PlannedItem>) =
-            std::mem::take(&mut outcome.confirmed_removals).into_iter().partition(|p| !seen(p));
+        let removals = std::mem::take(&mut outcome.confirmed_removals);
+        let (mut gone, mut still) = (Vec::new(), Vec::new());
+        for (planned, seen) in removals.iter().zip(seen(&removals)) {
+            if seen { still.push(*planned) } else { gone.push(*planned) }
+        }
         outcome.confirmed_removals = gone;
         if !still.is_empty() {
             outcome.removals_incomplete = true;
