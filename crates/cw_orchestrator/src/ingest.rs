@@ -1019,12 +1019,8 @@ pub fn ingest_with(
     baseline: Option<&Baseline>,
     options: IngestOptions,
 ) -> Ingested {
-    let unrated = unrated(feature, &snapshot.items);
-    let snap = Inventory::new(feature, &snapshot.items);
-    let base = baseline.map(|b| Inventory::new(feature, &b.items));
-    let checkpoints =
-        Checkpoints { previous: baseline.and_then(|b| b.checkpoint.clone()), current: snapshot.checkpoint.clone() };
-    settle(feature, snapshot.semantics, snap, base, checkpoints, unrated, options)
+    let snapshot = IndexedSnapshot::of_shared(feature, snapshot);
+    ingest_indexed(feature, snapshot, baseline.map(|b| IndexedBaseline::of_shared(feature, b)), options)
 }
 
 /// [`ingest_with`], consuming the snapshot and the baseline: each raw item is freed as soon as
@@ -1035,14 +1031,84 @@ pub fn ingest_owned(
     baseline: Option<Baseline>,
     options: IngestOptions,
 ) -> Ingested {
-    let unrated = unrated(feature, &snapshot.items);
-    let checkpoints = Checkpoints {
-        previous: baseline.as_ref().and_then(|b| b.checkpoint.clone()),
-        current: snapshot.checkpoint.clone(),
+    let snapshot = IndexedSnapshot::new(feature, snapshot);
+    ingest_indexed(feature, snapshot, baseline.map(|b| IndexedBaseline::new(feature, b)), options)
+}
+
+/// A snapshot indexed on its own: the part of ingest that needs nothing but the snapshot, so
+/// the snapshot and the baseline of a side can be indexed on two threads and then joined by
+/// [`ingest_indexed`].
+#[derive(Debug, Clone)]
+pub struct IndexedSnapshot {
+    inventory: Inventory,
+    semantics: IndexSemantics,
+    checkpoint: Option<String>,
+    unrated: usize,
+}
+
+impl IndexedSnapshot {
+    /// Indexes `snapshot`, consuming it.
+    pub fn new(feature: Feature, snapshot: Snapshot) -> Self {
+        let unrated = unrated(feature, &snapshot.items);
+        IndexedSnapshot {
+            inventory: Inventory::from_items(feature, snapshot.items),
+            semantics: snapshot.semantics,
+            checkpoint: snapshot.checkpoint,
+            unrated,
+        }
+    }
+
+    /// Indexes a snapshot that is still read elsewhere.
+    pub fn of_shared(feature: Feature, snapshot: &Snapshot) -> Self {
+        IndexedSnapshot {
+            inventory: Inventory::new(feature, &snapshot.items),
+            semantics: snapshot.semantics,
+            checkpoint: snapshot.checkpoint.clone(),
+            unrated: unrated(feature, &snapshot.items),
+        }
+    }
+}
+
+/// A baseline indexed on its own (see [`IndexedSnapshot`]).
+#[derive(Debug, Clone)]
+pub struct IndexedBaseline {
+    inventory: Inventory,
+    checkpoint: Option<String>,
+}
+
+impl IndexedBaseline {
+    /// Indexes `baseline`, consuming it.
+    pub fn new(feature: Feature, baseline: Baseline) -> Self {
+        IndexedBaseline { inventory: Inventory::from_items(feature, baseline.items), checkpoint: baseline.checkpoint }
+    }
+
+    /// Indexes a baseline that is still read elsewhere.
+    pub fn of_shared(feature: Feature, baseline: &Baseline) -> Self {
+        IndexedBaseline { inventory: Inventory::new(feature, &baseline.items), checkpoint: baseline.checkpoint.clone() }
+    }
+}
+
+/// Ingest of a side whose snapshot and baseline are indexed: the index semantics and the drop
+/// guard (see [`ingest`]).
+pub fn ingest_indexed(
+    feature: Feature,
+    snapshot: IndexedSnapshot,
+    baseline: Option<IndexedBaseline>,
+    options: IngestOptions,
+) -> Ingested {
+    let (base, previous) = match baseline {
+        Some(IndexedBaseline { inventory, checkpoint }) => (Some(inventory), checkpoint),
+        None => (None, None),
     };
-    let snap = Inventory::from_items(feature, snapshot.items);
-    let base = baseline.map(|b| Inventory::from_items(feature, b.items));
-    settle(feature, snapshot.semantics, snap, base, checkpoints, unrated, options)
+    let checkpoints = Checkpoints { previous, current: snapshot.checkpoint };
+    settle(feature, snapshot.semantics, snapshot.inventory, base, checkpoints, snapshot.unrated, options)
+}
+
+/// [`ingest_unchanged`] of an indexed snapshot.
+pub fn ingest_indexed_unchanged(feature: Feature, snapshot: IndexedSnapshot) -> Ingested {
+    let mut ingested = ingest_indexed(feature, snapshot, None, IngestOptions::default());
+    ingested.baseline = Some(ingested.current.clone());
+    ingested
 }
 
 /// The checkpoints the drop guard compares.
@@ -1121,16 +1187,12 @@ fn settle(
 /// baseline is the snapshot itself, so it is neither read back nor indexed a second time. The
 /// snapshot cannot be suspect: it has not changed.
 pub fn ingest_unchanged(feature: Feature, snapshot: &Snapshot) -> Ingested {
-    let mut ingested = ingest_with(feature, snapshot, None, IngestOptions::default());
-    ingested.baseline = Some(ingested.current.clone());
-    ingested
+    ingest_indexed_unchanged(feature, IndexedSnapshot::of_shared(feature, snapshot))
 }
 
 /// [`ingest_unchanged`], consuming the snapshot.
 pub fn ingest_unchanged_owned(feature: Feature, snapshot: Snapshot) -> Ingested {
-    let mut ingested = ingest_owned(feature, snapshot, None, IngestOptions::default());
-    ingested.baseline = Some(ingested.current.clone());
-    ingested
+    ingest_indexed_unchanged(feature, IndexedSnapshot::new(feature, snapshot))
 }
 
 /// Whether every entry of `side` would be persisted: then a baseline taken from it is the side

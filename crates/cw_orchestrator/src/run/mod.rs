@@ -45,8 +45,8 @@ use crate::applier::{self, ChunkVerdict};
 use crate::config::{CwConfig, PairConfig, Side};
 use crate::guards::{self, HealthGate};
 use crate::ingest::{
-    Baseline, IngestOptions, Ingested, Inventory, Snapshot, all_persistable, ingest_owned, ingest_unchanged,
-    ingest_unchanged_owned, ingest_with, persistable,
+    Baseline, IndexedBaseline, IndexedSnapshot, IngestOptions, Ingested, Inventory, Snapshot, all_persistable,
+    ingest_indexed, ingest_indexed_unchanged, persistable,
 };
 use crate::planner::{self, FeaturePlan, PlanConfig, PlanInput, PlannedItem, Reason};
 use crate::state::{

@@ -390,7 +390,7 @@ impl<'a> Engine<'a> {
         // Hashing and ingest are CPU work on two independent sides: one thread each.
         let hashes = parallel(sides.iter().map(|(_, (_, taken))| || taken.hash()).collect());
         let ingest_options = IngestOptions { drop_guard: self.config.sync.drop_guard };
-        let mut jobs = Vec::new();
+        let mut prepared = Vec::new();
         for ((side, (capabilities, taken)), hash) in sides.into_iter().zip(hashes) {
             let snapshot_hash = match hash {
                 Ok(hash) => hash,
@@ -399,36 +399,54 @@ impl<'a> Engine<'a> {
             let meta = self.store.baseline_meta(&pair.id, side, feature)?;
             let unchanged = capabilities.index_semantics == IndexSemantics::Present
                 && meta.as_ref().and_then(|m| m.snapshot_hash.as_deref()) == Some(snapshot_hash.to_string().as_str());
-            let baseline = match (unchanged, meta) {
-                (false, Some(_)) => {
-                    let stored = self.store.baseline_items(&pair.id, side, feature)?;
-                    let checkpoint = self.store.checkpoint(&pair.id, side, feature)?;
-                    stored.map(|items| Baseline { items, checkpoint: checkpoint.map(|c| c.value) })
-                }
-                _ => None,
-            };
-            jobs.push((side, capabilities, taken, snapshot_hash, unchanged, baseline));
+            let read_baseline = !unchanged && meta.is_some();
+            prepared.push((side, capabilities, taken, snapshot_hash, unchanged, read_baseline));
         }
         let checkpoints: Vec<Option<String>> =
-            jobs.iter().map(|(_, _, taken, ..)| taken.snapshot.checkpoint.clone()).collect();
-        let mut work = Vec::new();
+            prepared.iter().map(|(_, _, taken, ..)| taken.snapshot.checkpoint.clone()).collect();
+        // Each side's snapshot, and each baseline to read back, is indexed on a thread of its
+        // own: reading and indexing a large baseline takes as long as indexing a snapshot.
+        let mut work: Vec<Box<dyn FnOnce() -> Result<Part, StateError> + Send + '_>> = Vec::new();
         let mut sides_done = Vec::new();
-        for (side, capabilities, taken, snapshot_hash, unchanged, baseline) in jobs {
-            work.push(move || match Arc::try_unwrap(taken) {
-                // The run's last reader of this snapshot: ingest consumes it.
-                Ok(Taken { snapshot, .. }) if unchanged => ingest_unchanged_owned(feature, snapshot),
-                Ok(Taken { snapshot, .. }) => ingest_owned(feature, snapshot, baseline, ingest_options),
-                Err(shared) if unchanged => ingest_unchanged(feature, &shared.snapshot),
-                Err(shared) => ingest_with(feature, &shared.snapshot, baseline.as_ref(), ingest_options),
-            });
-            sides_done.push((side, capabilities, snapshot_hash, unchanged));
+        for (side, capabilities, taken, snapshot_hash, unchanged, read_baseline) in prepared {
+            work.push(Box::new(move || {
+                Ok(Part::Snapshot(match Arc::try_unwrap(taken) {
+                    // The run's last reader of this snapshot: indexing consumes it.
+                    Ok(Taken { snapshot, .. }) => IndexedSnapshot::new(feature, snapshot),
+                    Err(shared) => IndexedSnapshot::of_shared(feature, &shared.snapshot),
+                }))
+            }));
+            if read_baseline {
+                let (store, pair_id) = (self.store, pair.id.as_str());
+                work.push(Box::new(move || {
+                    let checkpoint = store.checkpoint(pair_id, side, feature)?.map(|c| c.value);
+                    let items = store.baseline_items(pair_id, side, feature)?;
+                    Ok(Part::Baseline(items.map(|items| IndexedBaseline::new(feature, Baseline { items, checkpoint }))))
+                }));
+            }
+            sides_done.push((side, capabilities, snapshot_hash, unchanged, read_baseline));
         }
-        let ingested = parallel(work);
+        let mut parts = parallel(work).into_iter();
+        let mut ingested = Vec::new();
+        for (_, _, _, unchanged, read_baseline) in &sides_done {
+            let Some(Part::Snapshot(snapshot)) = parts.next().transpose()? else {
+                return Err(RunError::InvalidPlan("internal: a snapshot part expected".to_owned()));
+            };
+            let baseline = match read_baseline.then(|| parts.next()).flatten().transpose()? {
+                Some(Part::Baseline(baseline)) => baseline,
+                _ => None,
+            };
+            ingested.push(if *unchanged {
+                ingest_indexed_unchanged(feature, snapshot)
+            } else {
+                ingest_indexed(feature, snapshot, baseline, ingest_options)
+            });
+        }
         let mut states: Vec<SideState> = sides_done
             .into_iter()
             .zip(checkpoints)
             .zip(ingested)
-            .map(|(((side, capabilities, snapshot_hash, unchanged), checkpoint), ingested)| SideState {
+            .map(|(((side, capabilities, snapshot_hash, unchanged, _), checkpoint), ingested)| SideState {
                 instance: pair.provider(side).to_owned(),
                 capabilities,
                 snapshot_hash,
@@ -537,6 +555,12 @@ impl<'a> Engine<'a> {
         target.ingested.baseline = None;
         Ok(Ok(FeatureRun { feature, source, target, plan, held, blocked, settled, findings }))
     }
+}
+
+/// A side's snapshot or baseline, indexed on a thread of its own.
+enum Part {
+    Snapshot(IndexedSnapshot),
+    Baseline(Option<IndexedBaseline>),
 }
 
 /// The guards' witness: one `predicate_evaluated` fact per guard, pair and feature, triggered or
