@@ -45,7 +45,7 @@
 //! assert!(baseline.items.contains_key("tmdb:949"));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -1039,19 +1039,21 @@ impl StateStore {
             }
             for tombstone in &commit.tombstones_added {
                 outcome.tombstones_added += tx
-                    .execute(
+                    .prepare_cached(
                         "INSERT INTO tombstones (pair, feature, token, deleted_on, key, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT (pair, feature, token, deleted_on) DO NOTHING",
-                        params![
+                    )
+                    .and_then(|mut insert| {
+                        insert.execute(params![
                             pair,
                             tombstone.feature.as_str(),
                             tombstone.token,
                             tombstone.deleted_on.as_str(),
                             tombstone.key,
                             now
-                        ],
-                    )
+                        ])
+                    })
                     .map_err(&err)?;
             }
             outcome.tombstones_pruned = prune_tombstones(tx, now, self.options.tombstone_ttl).map_err(&err)?;
@@ -1131,14 +1133,21 @@ impl StateStore {
         let threshold = i64::from(self.options.blackbox_failures.max(1));
         let until = now.saturating_add(self.options.quarantine.whole_seconds());
         let mut quarantined = 0usize;
+        // A success clears an item's failures: only items the blackbox holds need a statement
+        // (a run confirms thousands of items; the blackbox holds a few).
+        let held: HashSet<(String, String)> = {
+            let mut select = tx.prepare_cached("SELECT feature, key FROM blackbox WHERE pair = ?1").map_err(&err)?;
+            let rows = select.query_map(params![pair], |row| Ok((row.get(0)?, row.get(1)?))).map_err(&err)?;
+            rows.collect::<Result<_, _>>().map_err(&err)?
+        };
         for ((feature, key), outcome) in outcomes {
             match outcome {
                 ItemOutcome::Succeeded => {
-                    tx.execute(
-                        "DELETE FROM blackbox WHERE pair = ?1 AND feature = ?2 AND key = ?3",
-                        params![pair, feature.as_str(), key],
-                    )
-                    .map_err(&err)?;
+                    if held.contains(&(feature.as_str().to_owned(), key.to_owned())) {
+                        tx.prepare_cached("DELETE FROM blackbox WHERE pair = ?1 AND feature = ?2 AND key = ?3")
+                            .and_then(|mut delete| delete.execute(params![pair, feature.as_str(), key]))
+                            .map_err(&err)?;
+                    }
                 }
                 ItemOutcome::Failed { reason } => {
                     let failures: i64 = tx
