@@ -177,7 +177,7 @@ fn looks_like_json(text: &str) -> bool {
 /// The items of a JSON file: an array of items or an object of items (in key order). Each
 /// item is normalised; an item with neither ids nor a title is refused, naming it.
 pub fn parse_json(path: &Path, text: &str) -> Result<Vec<InventoryItem>, FileError> {
-    json_items(path, text).map(|items| items.into_iter().map(|(_, item)| item).collect())
+    json_items(path, text).map(|items| items.items)
 }
 
 /// Where an item stands in a JSON file, for errors: `[3]`, or the object key in quotes. Kept
@@ -196,52 +196,157 @@ impl fmt::Display for At {
     }
 }
 
-/// The items of a JSON file with where each stands.
-fn json_items(path: &Path, text: &str) -> Result<Vec<(At, InventoryItem)>, FileError> {
+/// The items of a JSON file, normalised, and for an object the keys they stood under.
+struct JsonItems {
+    items: Vec<InventoryItem>,
+    keys: Option<Vec<String>>,
+}
+
+impl JsonItems {
+    /// Where the item at `index` stands in the file.
+    fn at(&self, index: usize) -> At {
+        match &self.keys {
+            Some(keys) => At::Key(keys.get(index).cloned().unwrap_or_default()),
+            None => At::Index(index),
+        }
+    }
+}
+
+/// The items of a JSON file, normalised, each with an id or a title.
+fn json_items(path: &Path, text: &str) -> Result<JsonItems, FileError> {
     let serde_error = |e: serde_json::Error| {
         let (line, column) = (e.line() as u64, e.column() as u64);
         FileError::at(path, (line > 0).then_some(line), (column > 0).then_some(column), None, e.to_string())
     };
-    let items: Vec<(At, InventoryItem)> = match text.trim_start().chars().next() {
-        Some('[') => serde_json::from_str::<Vec<InventoryItem>>(text)
-            .map_err(serde_error)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| (At::Index(i), item))
-            .collect(),
-        Some('{') => serde_json::from_str::<BTreeMap<String, InventoryItem>>(text)
-            .map_err(serde_error)?
-            .into_iter()
-            .map(|(key, item)| (At::Key(key), item))
-            .collect(),
+    let parsed = match text.trim_start().chars().next() {
+        Some('[') => {
+            JsonItems { items: parse_array(text, keys::normalize_item_owned).map_err(serde_error)?, keys: None }
+        }
+        Some('{') => {
+            let (keys, items): (Vec<String>, Vec<InventoryItem>) =
+                serde_json::from_str::<BTreeMap<String, InventoryItem>>(text).map_err(serde_error)?.into_iter().unzip();
+            JsonItems { items: items.into_iter().map(keys::normalize_item_owned).collect(), keys: Some(keys) }
+        }
         _ => {
             let message = "expected JSON: an array of items or an object of items";
             return Err(FileError::at(path, None, None, None, message));
         }
     };
-    items
-        .into_iter()
-        .map(|(at, item)| {
-            let item = keys::normalize_item_owned(item);
-            if item.ids.is_empty()
-                && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
-                && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
-            {
-                return Err(FileError::at(path, None, None, Some(&at.to_string()), "the item has no ids and no title"));
+    let anonymous = parsed.items.iter().position(|item| {
+        item.ids.is_empty()
+            && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
+            && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
+    });
+    if let Some(index) = anonymous {
+        let at = parsed.at(index).to_string();
+        return Err(FileError::at(path, None, None, Some(&at), "the item has no ids and no title"));
+    }
+    Ok(parsed)
+}
+
+/// Below this size a JSON array is parsed on one thread.
+const PARALLEL_PARSE_BYTES: usize = 1 << 20;
+
+/// The items of a JSON array, each passed through `finish`. A large array is cut at element
+/// boundaries and its parts parsed (and finished) on a thread each; anything unexpected (the
+/// text is not valid JSON, say) sends it to the one-thread parse, whose error names the line and
+/// column.
+fn parse_array(text: &str, finish: fn(InventoryItem) -> InventoryItem) -> serde_json::Result<Vec<InventoryItem>> {
+    let sequential =
+        || serde_json::from_str::<Vec<InventoryItem>>(text).map(|items| items.into_iter().map(finish).collect());
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4);
+    if threads < 2 || text.len() < PARALLEL_PARSE_BYTES {
+        return sequential();
+    }
+    let Some(parts) = split_array(text, threads) else { return sequential() };
+    let parsed: Vec<serde_json::Result<Vec<InventoryItem>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.iter().map(|part| scope.spawn(move || parse_elements(part, finish))).collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut items = Vec::with_capacity(parsed.iter().map(|part| part.as_ref().map_or(0, Vec::len)).sum());
+    for part in parsed {
+        match part {
+            Ok(part) => items.extend(part),
+            Err(_) => return sequential(),
+        }
+    }
+    Ok(items)
+}
+
+/// JSON's whitespace.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The text of a JSON array (nothing but whitespace around it) cut into about `parts` runs of
+/// whole elements, without the brackets and the commas between runs; `None` when the text is
+/// not shaped like that.
+fn split_array(text: &str, parts: usize) -> Option<Vec<&str>> {
+    let trimmed = text.trim_matches(JSON_WHITESPACE);
+    let body = trimmed.strip_prefix('[')?.strip_suffix(']')?;
+    let bytes = body.as_bytes();
+    let mut runs = Vec::with_capacity(parts);
+    let mut start = 0;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
             }
-            Ok((at, item))
-        })
-        .collect()
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.checked_sub(1)?,
+            b',' if depth == 0 && at >= bytes.len() * (runs.len() + 1) / parts => {
+                runs.push(body.get(start..at)?);
+                start = at + 1;
+                if runs.len() + 1 == parts {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    runs.push(body.get(start..)?);
+    Some(runs)
+}
+
+/// The elements of a run of [`split_array`]: values separated by commas.
+fn parse_elements(run: &str, finish: fn(InventoryItem) -> InventoryItem) -> serde_json::Result<Vec<InventoryItem>> {
+    use serde::de::Error as _;
+    let mut items = Vec::new();
+    let mut rest = run.trim_start_matches(JSON_WHITESPACE);
+    while !rest.is_empty() {
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<InventoryItem>();
+        let item = stream.next().ok_or_else(|| serde_json::Error::custom("expected an item"))??;
+        items.push(finish(item));
+        rest = rest.get(stream.byte_offset()..).unwrap_or_default().trim_start_matches(JSON_WHITESPACE);
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(',').ok_or_else(|| serde_json::Error::custom("expected `,`"))?;
+            rest = rest.trim_start_matches(JSON_WHITESPACE);
+            if rest.is_empty() {
+                return Err(serde_json::Error::custom("a trailing comma"));
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// Checks items against the feature: ratings need a rating from 1 to 10.
-fn check_feature(path: &Path, feature: Feature, items: &[(At, InventoryItem)]) -> Result<(), FileError> {
+fn check_feature(path: &Path, feature: Feature, items: &JsonItems) -> Result<(), FileError> {
     if feature == Feature::Ratings {
-        for (at, item) in items {
+        for (index, item) in items.items.iter().enumerate() {
             if !item.rating.is_some_and(|r| (1..=10).contains(&r)) {
                 let found = item.rating.map_or("none".to_owned(), |r| r.to_string());
                 let message = format!("a rating must be an integer from 1 to 10 (found {found})");
-                return Err(FileError::at(path, None, None, Some(&format!("{at}.rating")), message));
+                return Err(FileError::at(path, None, None, Some(&format!("{}.rating", items.at(index))), message));
             }
         }
     }
@@ -333,11 +438,7 @@ fn parse(
         let feature = feature.unwrap_or(Feature::Watchlist);
         let items = json_items(path, text)?;
         check_feature(path, feature, &items)?;
-        Ok((
-            Kind::Json,
-            feature,
-            dedupe(feature, items.into_iter().map(|(_, item)| item).collect(), keys::canonical_key_of_normalized),
-        ))
+        Ok((Kind::Json, feature, dedupe(feature, items.items, keys::canonical_key_of_normalized)))
     } else {
         let export = imdb::parse(path, text, feature)?;
         Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(export.feature, export.items, keys::canonical_key)))
@@ -541,7 +642,68 @@ impl InventoryProvider for FileInventory {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn arb_item() -> impl Strategy<Value = InventoryItem> {
+        (proptest::option::of("[a-z ,\\[\\]{}\"\\\\:]{0,12}"), proptest::option::of(1u32..99999), 0u8..3).prop_map(
+            |(title, tmdb, extra)| {
+                let mut item = InventoryItem { title, ..InventoryItem::default() };
+                if let Some(tmdb) = tmdb {
+                    item.ids.insert("tmdb", tmdb.to_string());
+                }
+                if extra > 0 {
+                    item.extra.insert("vendor".to_owned(), serde_json::json!({"list": [1, {"a": "]},"}], "n": extra}));
+                }
+                item
+            },
+        )
+    }
+
+    proptest! {
+        /// An array cut at element boundaries and parsed run by run gives what parsing it
+        /// whole gives, whatever the strings hold (commas, brackets, quotes, backslashes) and
+        /// however the JSON is spaced.
+        #[test]
+        fn a_cut_array_parses_as_the_whole(
+            items in proptest::collection::vec(arb_item(), 0..30),
+            parts in 1usize..5,
+            pretty in any::<bool>(),
+        ) {
+            let text = if pretty { serde_json::to_string_pretty(&items).unwrap() } else { serde_json::to_string(&items).unwrap() };
+            let text = format!(" \n{text}\r\n");
+            let runs = split_array(&text, parts).unwrap();
+            prop_assert!(runs.len() <= parts.max(1));
+            let mut parsed = Vec::new();
+            for run in runs {
+                parsed.extend(parse_elements(run, |item| item).unwrap());
+            }
+            prop_assert_eq!(&parsed, &items);
+            prop_assert_eq!(parse_array(&text, |item| item).unwrap(), items);
+        }
+    }
+
+    #[test]
+    fn a_large_array_is_parsed_in_parts_and_a_bad_one_reports_its_line() {
+        let items: Vec<InventoryItem> = (0..20_000)
+            .map(|n| InventoryItem {
+                title: Some(format!("Movie, \"number\" [{n}]")),
+                ids: [("tmdb", (n + 1).to_string())].into_iter().collect(),
+                ..InventoryItem::default()
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&items).unwrap();
+        assert!(text.len() > PARALLEL_PARSE_BYTES);
+        assert!(split_array(&text, 4).is_some_and(|runs| runs.len() == 4));
+        assert_eq!(parse_array(&text, |item| item).unwrap(), items);
+        // A broken element deep in the file: the error is the one-thread parse's, with its line.
+        let broken = text.replacen("\"tmdb\": \"15000\"", "\"tmdb\": 15000", 1);
+        let whole = serde_json::from_str::<Vec<InventoryItem>>(&broken).unwrap_err();
+        let error = parse_array(&broken, |item| item).unwrap_err();
+        assert_eq!((error.line(), error.column()), (whole.line(), whole.column()));
+        assert!(error.line() > 1000, "{error}");
+    }
 
     fn movie(tmdb: &str, title: &str) -> InventoryItem {
         InventoryItem {
