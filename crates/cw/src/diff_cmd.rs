@@ -78,9 +78,13 @@ async fn snapshot(
 }
 
 fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
-    this.entries()
-        .filter(|entry| !other.any_match(entry, |_| true))
-        .map(|entry| OnlyOneSide { key: entry.key().to_owned(), item: entry.item().clone() })
+    let entries: Vec<_> = this.entries().collect();
+    let matched = other.any_matches(&entries, |_, _, _| true);
+    entries
+        .into_iter()
+        .zip(matched)
+        .filter(|(_, matched)| !matched)
+        .map(|(entry, _)| OnlyOneSide { key: entry.key().to_owned(), item: entry.item().clone() })
         .collect()
 }
 

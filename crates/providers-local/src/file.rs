@@ -380,31 +380,40 @@ fn dedupe_by_hash(
         }
     };
     // Keys are filed by their 64-bit hash (no string kept per item); a key whose hash is
-    // taken by another key, which practically never happens, is filed by itself.
+    // taken by another key, which practically never happens, is filed by itself. Done in
+    // place: a file without repeated keys (the usual one) moves no item.
+    let mut items = items;
     let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(items.len());
     let mut collided: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<InventoryItem> = Vec::with_capacity(items.len());
-    for item in items {
-        let key = key_of(&item);
+    let mut repeated = vec![false; items.len()];
+    for index in 0..items.len() {
+        let key = key_of(&items[index]);
         let hash = hash_key(&key);
         let found = match by_hash.get(&hash) {
-            Some(&at) if key_of(&out[at]) == key => Some(at),
+            Some(&at) if key_of(&items[at]) == key => Some(at),
             Some(_) => collided.get(&key).copied(),
             None => None,
         };
         match found {
-            Some(at) => out[at] = item,
+            Some(at) => {
+                // The later item takes the earlier one's place; the earlier one is dropped.
+                items.swap(at, index);
+                repeated[index] = true;
+            }
             None if by_hash.contains_key(&hash) => {
-                collided.insert(key, out.len());
-                out.push(item);
+                collided.insert(key, index);
             }
             None => {
-                by_hash.insert(hash, out.len());
-                out.push(item);
+                by_hash.insert(hash, index);
             }
         }
     }
-    out
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        !repeated[index - 1]
+    });
+    items
 }
 
 fn hash_key(key: &str) -> u64 {
