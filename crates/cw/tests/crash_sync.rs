@@ -5,7 +5,7 @@
 //! store and the library are checked:
 //!
 //! - the state store opens read-only, passes `PRAGMA quick_check`, and every baseline is whole:
-//!   its `item_count` is the number of items its `baseline_chunks` rows hold, its chunks are
+//!   its `item_count` is the number of items its `baseline_chunks` rows say they hold, its chunks are
 //!   numbered without a gap, no chunk lacks its baseline, and no baseline that existed before
 //!   disappears or shrinks (no lost baseline);
 //! - the library holds no history play twice (by key and play time, by IMDb id and play time, by
@@ -292,7 +292,7 @@ fn inspect_state(path: &Path, context: &str) -> BTreeMap<String, usize> {
     let mut statement = conn
         .prepare(
             "SELECT b.pair, b.side, b.feature, b.item_count, \
-             (SELECT coalesce(sum(json_array_length(c.items)), 0) FROM baseline_chunks c \
+             (SELECT coalesce(sum(c.count), 0) FROM baseline_chunks c \
               WHERE c.pair = b.pair AND c.side = b.side AND c.feature = b.feature), \
              (SELECT count(*) - coalesce(max(c.chunk) + 1, 0) FROM baseline_chunks c \
               WHERE c.pair = b.pair AND c.side = b.side AND c.feature = b.feature) \

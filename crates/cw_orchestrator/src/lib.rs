@@ -8,6 +8,7 @@
 //! It must never name a vendor: vendor quirks reach it only as declared capabilities.
 
 pub mod applier;
+mod codec;
 pub mod config;
 pub mod guards;
 pub mod ingest;

@@ -56,11 +56,13 @@ use admit_core::{
     ClaimError, Digest, ExecutionStatus, PlanRecord, PlanRef, PlanState, PlanStore, PlanStoreError, ScopeId, authorize,
 };
 use pal::inventory::{Feature, InventoryItem, UnresolvedItem};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::codec::{ChunkDecoder, ChunkEncoder};
 use crate::config::Side;
 use crate::ingest::{Inventory, persistable};
 
@@ -184,20 +186,23 @@ CREATE INDEX tombstones_by_age ON tombstones (created_at);
     r#"
 ALTER TABLE baselines ADD COLUMN snapshot_hash TEXT;
 "#,
-    // Version 4: a baseline's items are stored in chunks of up to 4096 `[key, item]` pairs (a
-    // JSON array per row, in key order) rather than a row per item. A baseline is only ever read
-    // and written whole, and per-row work dominated both for large libraries.
+    // Version 4: a baseline's items are stored in chunks of up to 4096 items, in key order, a
+    // row each, rather than a row per item: a baseline is only ever read and written whole, and
+    // per-row work dominated both for large libraries. A chunk is the binary form of `codec`;
+    // the chunks this migration makes from rows are JSON arrays of `[key, item]` pairs, read as
+    // such until the baseline is next written. `count` is how many items a chunk holds.
     r#"
 CREATE TABLE baseline_chunks (
     pair     TEXT    NOT NULL,
     side     TEXT    NOT NULL CHECK (side IN ('source', 'target')),
     feature  TEXT    NOT NULL,
     chunk    INTEGER NOT NULL CHECK (chunk >= 0),
-    items    TEXT    NOT NULL,
+    count    INTEGER NOT NULL CHECK (count > 0),
+    items    BLOB    NOT NULL,
     PRIMARY KEY (pair, side, feature, chunk)
 );
-INSERT INTO baseline_chunks (pair, side, feature, chunk, items)
-    SELECT pair, side, feature, n / 4096, json_group_array(json_array(key, json(item)) ORDER BY key)
+INSERT INTO baseline_chunks (pair, side, feature, chunk, count, items)
+    SELECT pair, side, feature, n / 4096, count(*), json_group_array(json_array(key, json(item)) ORDER BY key)
     FROM (SELECT pair, side, feature, key, item,
                  row_number() OVER (PARTITION BY pair, side, feature ORDER BY key) - 1 AS n
           FROM baseline_items)
@@ -207,7 +212,7 @@ DROP TABLE baseline_items;
 ];
 
 /// How many items one row of `baseline_chunks` holds at most.
-const BASELINE_CHUNK: usize = 4096;
+const BASELINE_CHUNK: u64 = 4096;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -670,38 +675,6 @@ pub struct CommitOutcome {
 // ---------------------------------------------------------------------------------------------
 // Outputs
 
-/// Writes baseline items as `[key, item]` pairs into one chunk's JSON array.
-#[derive(Debug, Default)]
-struct ChunkWriter {
-    json: Vec<u8>,
-    len: usize,
-    chunks: i64,
-    written: usize,
-}
-
-impl ChunkWriter {
-    fn push(&mut self, key: &str, item: &InventoryItem) -> serde_json::Result<()> {
-        self.json.push(if self.len == 0 { b'[' } else { b',' });
-        serde_json::to_writer(&mut self.json, &(key, item))?;
-        self.len += 1;
-        self.written += 1;
-        Ok(())
-    }
-
-    /// The chunk's number and text, if it has items; the writer starts the next chunk.
-    fn finish(&mut self) -> Result<Option<(i64, String)>, std::string::FromUtf8Error> {
-        if self.len == 0 {
-            return Ok(None);
-        }
-        self.json.push(b']');
-        let json = String::from_utf8(std::mem::take(&mut self.json))?;
-        let number = self.chunks;
-        self.chunks += 1;
-        self.len = 0;
-        Ok(Some((number, json)))
-    }
-}
-
 /// A stored baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Baseline {
@@ -976,15 +949,17 @@ impl StateStore {
                 .map_err(&err)?;
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO baseline_chunks (pair, side, feature, chunk, items) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO baseline_chunks (pair, side, feature, chunk, count, items)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .map_err(&err)?;
-                let mut chunk = ChunkWriter::default();
-                let mut flush = |chunk: &mut ChunkWriter| -> Result<(), StateError> {
-                    let finished =
-                        chunk.finish().map_err(|e| StateError::Invalid { message: format!("baseline chunk: {e}") })?;
-                    if let Some((number, json)) = finished {
-                        insert.execute(params![pair, side, feature, number, json]).map_err(&err)?;
+                let mut chunk = ChunkEncoder::default();
+                let (mut chunks, mut written) = (0i64, 0usize);
+                let mut flush = |chunk: &mut ChunkEncoder| -> Result<(), StateError> {
+                    if !chunk.is_empty() {
+                        let count = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                        insert.execute(params![pair, side, feature, chunks, count, chunk.finish()]).map_err(&err)?;
+                        chunks += 1;
                     }
                     Ok(())
                 };
@@ -1000,13 +975,13 @@ impl StateStore {
                     chunk
                         .push(key, item)
                         .map_err(|e| StateError::Invalid { message: format!("baseline item {key}: {e}") })?;
-                    if chunk.len == BASELINE_CHUNK {
+                    written += 1;
+                    if chunk.len() == BASELINE_CHUNK {
                         flush(&mut chunk)?;
                     }
                     Ok(())
                 })?;
                 flush(&mut chunk)?;
-                let written = chunk.written;
                 outcome.baseline_items += written;
                 outcome.baseline_items_skipped += skipped;
                 // What the filter left out makes the stored baseline differ from the snapshot.
@@ -1240,11 +1215,23 @@ impl StateStore {
         let mut rows = chunks.query(params![pair, side.as_str(), feature.as_str()]).map_err(&err)?;
         while let Some(row) = rows.next().map_err(&err)? {
             let chunk: i64 = row.get(0).map_err(&err)?;
-            let json = row.get_ref(1).and_then(|value| Ok(value.as_str()?)).map_err(&err)?;
-            let pairs: Vec<(String, InventoryItem)> = serde_json::from_str(json)
-                .map_err(|e| self.decode_err(&format!("baseline {pair}/{side}/{feature}, chunk {chunk}"), e))?;
-            for (key, item) in pairs {
-                each(key, item);
+            let context = || format!("baseline {pair}/{side}/{feature}, chunk {chunk}");
+            match row.get_ref(1).map_err(&err)? {
+                ValueRef::Blob(bytes) => {
+                    let mut decoder = ChunkDecoder::new(bytes).map_err(|e| self.decode_err(&context(), e))?;
+                    while let Some((key, item)) = decoder.next_item().map_err(|e| self.decode_err(&context(), e))? {
+                        each(key, item);
+                    }
+                }
+                // A chunk made from the rows of schema 3.
+                ValueRef::Text(json) => {
+                    let pairs: Vec<(String, InventoryItem)> =
+                        serde_json::from_slice(json).map_err(|e| self.decode_err(&context(), e))?;
+                    for (key, item) in pairs {
+                        each(key, item);
+                    }
+                }
+                _ => return Err(self.decode_err(&context(), "neither a chunk nor JSON")),
             }
         }
         Ok(())

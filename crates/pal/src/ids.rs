@@ -269,30 +269,74 @@ impl<'de> Deserialize<'de> for Ids {
                 f.write_str("a map of ids")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ids, A::Error> {
-                // Ids written by cw (and most vendors) come in namespace order, each once: they
-                // are packed as they come. Otherwise they are collected and sorted.
-                let mut packed = String::with_capacity(64);
-                let mut previous = 0..0;
+                let mut ids = IdsBuilder::new();
                 while let Some((namespace, id)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    if (previous.is_empty() && !packed.is_empty()) || packed[previous.clone()] >= *namespace.0 {
-                        let mut entries: Vec<(Cow<'de, str>, Cow<'de, str>)> = Ids { packed: packed.into_boxed_str() }
-                            .iter()
-                            .map(|(ns, id)| (Cow::Owned(ns.to_owned()), Cow::Owned(id.to_owned())))
-                            .collect();
-                        entries.push((namespace.0, id.0));
-                        while let Some((namespace, id)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                            entries.push((namespace.0, id.0));
-                        }
-                        return Ok(Ids::build(entries, true));
-                    }
-                    push_field(&mut packed, &namespace.0);
-                    previous = packed.len() - namespace.0.len()..packed.len();
-                    push_field(&mut packed, &id.0);
+                    ids.push(&namespace.0, &id.0);
                 }
-                Ok(Ids { packed: packed.into_boxed_str() })
+                Ok(ids.finish())
             }
         }
         deserializer.deserialize_map(IdsVisitor)
+    }
+}
+
+/// Builds an [`Ids`] from entries given one by one; of a namespace given more than once, the
+/// last wins (as when collecting). Entries that come in namespace order, each once (as cw
+/// writes them, and most vendors), are packed as they come, without sorting or copying.
+///
+/// ```
+/// use pal::ids::IdsBuilder;
+/// let mut ids = IdsBuilder::new();
+/// ids.push("tmdb", "949");
+/// ids.push("imdb", "tt0113277"); // out of order: sorted at the end
+/// assert_eq!(ids.finish().keys().collect::<Vec<_>>(), ["imdb", "tmdb"]);
+/// ```
+#[derive(Debug, Default)]
+pub struct IdsBuilder {
+    packed: String,
+    /// Where the last namespace packed stands in `packed`.
+    previous: std::ops::Range<usize>,
+    /// Once an entry came out of order: every entry so far, to be sorted.
+    unordered: Option<Vec<(String, String)>>,
+}
+
+impl IdsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        IdsBuilder::default()
+    }
+
+    /// Adds the id of `namespace`.
+    pub fn push(&mut self, namespace: &str, id: &str) {
+        if let Some(entries) = &mut self.unordered {
+            entries.push((namespace.to_owned(), id.to_owned()));
+            return;
+        }
+        let after_previous = match self.packed.get(self.previous.clone()) {
+            // The previous namespace was empty: only a non-empty one comes after it.
+            Some("") if !self.packed.is_empty() => !namespace.is_empty(),
+            Some(previous) => self.packed.is_empty() || previous < namespace,
+            None => false,
+        };
+        if !after_previous {
+            let so_far = Ids { packed: std::mem::take(&mut self.packed).into_boxed_str() };
+            let mut entries: Vec<(String, String)> =
+                so_far.iter().map(|(ns, id)| (ns.to_owned(), id.to_owned())).collect();
+            entries.push((namespace.to_owned(), id.to_owned()));
+            self.unordered = Some(entries);
+            return;
+        }
+        push_field(&mut self.packed, namespace);
+        self.previous = self.packed.len() - namespace.len()..self.packed.len();
+        push_field(&mut self.packed, id);
+    }
+
+    /// The ids.
+    pub fn finish(self) -> Ids {
+        match self.unordered {
+            Some(entries) => Ids::build(entries, true),
+            None => Ids { packed: self.packed.into_boxed_str() },
+        }
     }
 }
 
