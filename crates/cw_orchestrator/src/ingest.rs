@@ -585,6 +585,34 @@ fn entries(feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> 
     entries
 }
 
+/// Below this many items a side's entries are built on one thread.
+const PARALLEL_ENTRIES: usize = 50_000;
+
+/// The entries of `items`, taken out of it (each left as a default item, which owns nothing),
+/// built on as many threads as the machine has: each item's entry depends on that item alone.
+fn entries_in_parallel(feature: Feature, items: &mut [InventoryItem]) -> Vec<Entry> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
+    if threads < 2 || items.len() < PARALLEL_ENTRIES {
+        return entries(feature, items.iter_mut().map(std::mem::take));
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let parts: Vec<Vec<Entry>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks_mut(per_thread)
+            .map(|part| scope.spawn(move || entries(feature, part.iter_mut().map(std::mem::take))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        all.extend(part);
+    }
+    all
+}
+
 impl Inventory {
     /// An empty side.
     pub fn empty(feature: Feature) -> Inventory {
@@ -598,8 +626,8 @@ impl Inventory {
 
     /// [`Inventory::new`] over owned items: each raw item becomes its entry in place (an item
     /// already normalised is not copied), so a large snapshot is never held twice.
-    pub fn from_items(feature: Feature, items: Vec<InventoryItem>) -> Inventory {
-        Inventory::from_entries(feature, entries(feature, items))
+    pub fn from_items(feature: Feature, mut items: Vec<InventoryItem>) -> Inventory {
+        Inventory::from_entries(feature, entries_in_parallel(feature, &mut items))
     }
 
     /// Indexes `entries`; on equal keys the first wins and the others' tokens are merged in.

@@ -289,6 +289,23 @@ proptest! {
     }
 }
 
+/// A side large enough to be built on several threads is the side built on one: the same
+/// entries, the same first-of-duplicates, the same tokens.
+#[test]
+fn a_large_side_built_in_parallel_is_the_side_built_on_one_thread() {
+    let items: Vec<InventoryItem> = (0..60_000u32)
+        .map(|n| {
+            // Every 7th item repeats an earlier key with other ids and another title.
+            let tmdb = if n % 7 == 0 { n / 2 } else { n };
+            item(json!({"title": format!("t{n}"), "ids": {"tmdb": tmdb.to_string(), "imdb": format!("tt{n}")}}))
+        })
+        .collect();
+    let borrowed = Inventory::new(Feature::Watchlist, &items);
+    let owned = Inventory::from_items(Feature::Watchlist, items);
+    assert_eq!(owned.len(), borrowed.len());
+    assert!(owned == borrowed, "the entries differ");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Index semantics
 

@@ -217,19 +217,79 @@ pub(crate) fn items(conn: &Connection, feature: Feature) -> rusqlite::Result<Vec
     let count: i64 = conn
         .prepare_cached("SELECT count(*) FROM items WHERE feature = ?1")?
         .query_row([feature.as_str()], |row| row.get(0))?;
-    let mut items = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let count = usize::try_from(count).unwrap_or(0);
     // A scan in row order: through the (feature, key) index it would be a lookup per row and a sort.
     let mut statement = conn.prepare_cached("SELECT id, item FROM items NOT INDEXED WHERE feature = ?1 ORDER BY id")?;
     let mut rows = statement.query([feature.as_str()])?;
-    while let Some(row) = rows.next()? {
-        // Parsed where SQLite holds the text, without a copy of it.
-        let json = row
-            .get_ref(1)?
-            .as_str()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
-        items.push(from_json(row.get(0)?, json)?);
+    if count < PARALLEL_ROWS {
+        let mut items = Vec::with_capacity(count);
+        while let Some(row) = rows.next()? {
+            // Parsed where SQLite holds the text, without a copy of it.
+            let (id, text) = row_json(row)?;
+            items.push(from_json(id, text)?);
+        }
+        return Ok(items);
     }
-    Ok(items)
+    // Parsing the rows costs about three times reading them: this thread reads the rows in
+    // batches and parses one batch in three, a second thread parses the others.
+    std::thread::scope(|scope| {
+        let (to_parser, batches) = std::sync::mpsc::sync_channel::<(usize, Vec<(i64, String)>)>(2);
+        let parser = scope.spawn(move || -> rusqlite::Result<Vec<(usize, Vec<InventoryItem>)>> {
+            batches.into_iter().map(|(at, batch)| Ok((at, parse_rows(batch)?))).collect()
+        });
+        let mut parsed = Vec::new();
+        let mut batch = Vec::with_capacity(ROW_BATCH);
+        let mut next = 0usize;
+        let mut hand_over = |batch: Vec<(i64, String)>, parsed: &mut Vec<(usize, Vec<InventoryItem>)>| {
+            let at = next;
+            next += 1;
+            if at % 3 == 2 {
+                parsed.push((at, parse_rows(batch)?));
+            } else if let Err(unsent) = to_parser.send((at, batch)) {
+                // The parser stopped on an error of its own, reported below; parse here.
+                parsed.push((at, parse_rows(unsent.0.1)?));
+            }
+            Ok::<(), rusqlite::Error>(())
+        };
+        while let Some(row) = rows.next()? {
+            let (id, text) = row_json(row)?;
+            batch.push((id, text.to_owned()));
+            if batch.len() == ROW_BATCH {
+                hand_over(std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH)), &mut parsed)?;
+            }
+        }
+        if !batch.is_empty() {
+            hand_over(batch, &mut parsed)?;
+        }
+        // Closing the channel ends the parser's loop.
+        drop(to_parser);
+        parsed.extend(parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        parsed.sort_unstable_by_key(|(at, _)| *at);
+        let mut items = Vec::with_capacity(count);
+        for (_, part) in parsed {
+            items.extend(part);
+        }
+        Ok(items)
+    })
+}
+
+/// The id and item text of a row of `items`.
+fn row_json<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<(i64, &'r str)> {
+    let json = row
+        .get_ref(1)?
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok((row.get(0)?, json))
+}
+
+/// Below this many rows a feature is read and parsed on one thread.
+const PARALLEL_ROWS: usize = 50_000;
+
+/// Rows handed to the parsing thread at a time.
+const ROW_BATCH: usize = 4096;
+
+fn parse_rows(rows: Vec<(i64, String)>) -> rusqlite::Result<Vec<InventoryItem>> {
+    rows.into_iter().map(|(id, json)| from_json(id, &json)).collect()
 }
 
 /// Every feature's checkpoint, plus `updated_at` (the latest).

@@ -475,3 +475,45 @@ fn the_factory_and_settings() {
     let schema = providers_local::settings_schema("local").unwrap();
     assert_eq!(schema["additionalProperties"], json!(false));
 }
+
+/// A large library is read on two threads, batch by batch: every row comes back, in the order
+/// the rows were written; a damaged row in the middle is an error naming it, not a hang.
+#[tokio::test]
+async fn a_large_library_reads_whole_and_in_order_and_a_bad_row_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.db");
+    drop(LocalLibrary::open(settings(&path)).unwrap());
+    let count = 60_000;
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for n in 0..count {
+            // Written in an order that is not the keys' order.
+            let tmdb = (n * 7919) % count + 1;
+            let item = json!({"type": "movie", "title": format!("t{n}"), "ids": {"tmdb": tmdb.to_string()}});
+            tx.execute(
+                "INSERT INTO items (feature, key, play, item) VALUES ('watchlist', ?1, '', ?2)",
+                rusqlite::params![format!("tmdb:{tmdb}"), item.to_string()],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let library = LocalLibrary::open(settings(&path)).unwrap();
+    let items = library.build_index(Feature::Watchlist).await.unwrap();
+    assert_eq!(items.len(), count);
+    assert!(items.iter().enumerate().all(|(n, item)| item.title.as_deref() == Some(format!("t{n}").as_str())));
+    drop(library);
+    // Rows parsed by the second thread (batch 7) and by the reading one (batch 2).
+    for id in [30_001, 10_001] {
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute("UPDATE items SET item = '{\"title\": 7}' WHERE id = ?1", [id]).unwrap();
+        }
+        let library = LocalLibrary::open(settings(&path)).unwrap();
+        let error = library.build_index(Feature::Watchlist).await.unwrap_err();
+        assert!(error.message.contains(&format!("row {id}")), "{}", error.message);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE items SET item = '{\"title\": \"t\"}' WHERE id = ?1", [id]).unwrap();
+    }
+}
