@@ -1132,7 +1132,10 @@ pub fn ingest_indexed(
     settle(feature, snapshot.semantics, snapshot.inventory, base, checkpoints, snapshot.unrated, options)
 }
 
-/// [`ingest_unchanged`] of an indexed snapshot.
+/// Ingests a `present` snapshot that is, byte for byte, the one the side's baseline was taken
+/// from (the state store recorded its snapshot hash, and every item of it was persisted): the
+/// baseline is the snapshot itself, so it is neither read back nor indexed a second time. The
+/// snapshot cannot be suspect: it has not changed.
 pub fn ingest_indexed_unchanged(feature: Feature, snapshot: IndexedSnapshot) -> Ingested {
     let mut ingested = ingest_indexed(feature, snapshot, None, IngestOptions::default());
     ingested.baseline = Some(ingested.current.clone());
@@ -1210,21 +1213,8 @@ fn settle(
     Ingested { current, baseline: base, suspect, findings }
 }
 
-/// Ingests a `present` snapshot that is, byte for byte, the one the side's baseline was taken
-/// from (the state store recorded its snapshot hash, and every item of it was persisted): the
-/// baseline is the snapshot itself, so it is neither read back nor indexed a second time. The
-/// snapshot cannot be suspect: it has not changed.
-pub fn ingest_unchanged(feature: Feature, snapshot: &Snapshot) -> Ingested {
-    ingest_indexed_unchanged(feature, IndexedSnapshot::of_shared(feature, snapshot))
-}
-
-/// [`ingest_unchanged`], consuming the snapshot.
-pub fn ingest_unchanged_owned(feature: Feature, snapshot: Snapshot) -> Ingested {
-    ingest_indexed_unchanged(feature, IndexedSnapshot::new(feature, snapshot))
-}
-
 /// Whether every entry of `side` would be persisted: then a baseline taken from it is the side
-/// itself (see [`ingest_unchanged`]).
+/// itself (see [`ingest_indexed_unchanged`]).
 pub fn all_persistable(side: &Inventory) -> bool {
     side.entries().all(|e| persistable(&e.item))
 }
