@@ -783,10 +783,22 @@ impl Inventory {
     fn each_match_of_all(&self, queries: &[&Entry], mut visit: impl FnMut(usize, usize) -> ControlFlow<()>) {
         let mut done = vec![false; queries.len()];
         let mut cursor = 0;
-        for (query, entry) in queries.iter().enumerate() {
-            let (mut positions, next) = self.positions_of_item_from(entry.item_key(), cursor);
-            cursor = next;
-            done[query] = positions.any(|position| visit(query, position).is_break());
+        if self.feature == Feature::History {
+            for (query, entry) in queries.iter().enumerate() {
+                let (mut positions, next) = self.positions_of_item_from(entry.item_key(), cursor);
+                cursor = next;
+                done[query] = positions.any(|position| visit(query, position).is_break());
+            }
+        } else {
+            // An entry's key is its canonical key: the walk compares each key once or twice.
+            let entries = &self.data.entries;
+            for (query, entry) in queries.iter().enumerate() {
+                let key = entry.item_key();
+                cursor = partition_from(entries, cursor, |e| e.key.as_str() < key);
+                if entries.get(cursor).is_some_and(|found| found.key == key) {
+                    done[query] = visit(query, cursor).is_break();
+                }
+            }
         }
         let pending: Vec<usize> =
             (0..queries.len()).filter(|&query| !done[query] && !queries[query].tokens.is_empty()).collect();
