@@ -170,7 +170,7 @@ impl<'a> ChunkDecoder<'a> {
     }
 
     /// The next item and its key; `None` after the last, when the chunk holds nothing more.
-    pub(crate) fn next_item(&mut self) -> Result<Option<(String, InventoryItem)>, String> {
+    pub(crate) fn next_item(&mut self) -> Result<Option<(&'a str, InventoryItem)>, String> {
         if self.left == 0 {
             return if self.rest.is_empty() {
                 Ok(None)
@@ -182,7 +182,7 @@ impl<'a> ChunkDecoder<'a> {
             return Err(format!("the chunk ends {} item(s) short", self.left));
         }
         self.left -= 1;
-        let key = self.text()?.to_owned();
+        let key = self.text()?;
         let mask = self.varint()?;
         if mask & !KNOWN != 0 {
             return Err(format!("item {key}: unknown fields (mask {mask:#x})"));
@@ -327,8 +327,8 @@ mod tests {
     fn decode_all(bytes: &[u8]) -> Result<Vec<(String, InventoryItem)>, String> {
         let mut decoder = ChunkDecoder::new(bytes)?;
         let mut items = Vec::new();
-        while let Some(item) = decoder.next_item()? {
-            items.push(item);
+        while let Some((key, item)) = decoder.next_item()? {
+            items.push((key.to_owned(), item));
         }
         Ok(items)
     }

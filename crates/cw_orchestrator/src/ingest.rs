@@ -97,21 +97,38 @@ pub struct Entry {
     /// The instant the feature orders by, parsed once: `watched_at` (history), `rated_at`
     /// (ratings) or `progress_at` (progress).
     at: Option<OffsetDateTime>,
-    /// Boxed: walks over a side read keys, not items, and an entry a quarter the size of an
-    /// item keeps a side's keys close together in memory.
-    item: Box<InventoryItem>,
+    held: Held,
+}
+
+/// What an entry keeps of its item.
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    /// The normalised item. Boxed: walks over a side read keys, not items, and an entry a
+    /// quarter the size of an item keeps a side's keys close together in memory.
+    Item(Box<InventoryItem>),
+    /// The normalised rating alone: the entry of a baseline that is only matched against and
+    /// never stands in for a snapshot ([`IndexedBaseline::keys_only`]). A million-item baseline
+    /// held this way costs a third of one held with its items.
+    Rating(Option<u8>),
+}
+
+/// What an entry is built to keep of its item (see [`Held`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Item,
+    Rating,
 }
 
 impl Entry {
     #[cfg(test)]
     fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
-        Entry::with_scratch(feature, raw, &mut String::new())
+        Entry::with_scratch(feature, raw, &mut String::new(), Keep::Item)
     }
 
     /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
     /// normalises to none (it is not rated). The tokens are written in `scratch` first, then
     /// get one exactly sized allocation.
-    fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut String) -> Option<Entry> {
+    fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut String, keep: Keep) -> Option<Entry> {
         let mut item = normalize_item_owned(raw);
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
@@ -141,7 +158,10 @@ impl Entry {
             feature,
             tokens: Tokens(Box::from(scratch.as_str())),
             at,
-            item: Box::new(item),
+            held: match keep {
+                Keep::Item => Held::Item(Box::new(item)),
+                Keep::Rating => Held::Rating(item.rating),
+            },
         })
     }
 
@@ -163,8 +183,33 @@ impl Entry {
     }
 
     /// The normalised item (for ratings, with its rating normalised to 1–10).
+    ///
+    /// The entries of a keys-only baseline ([`IndexedBaseline::keys_only`]; only ever an
+    /// [`Ingested::baseline`]) do not keep their item: for them this is an item with no ids, and
+    /// only their keys, tokens, instant and [`Entry::rating`] are theirs.
     pub fn item(&self) -> &InventoryItem {
-        &self.item
+        static NO_ITEM: std::sync::LazyLock<InventoryItem> = std::sync::LazyLock::new(InventoryItem::default);
+        match &self.held {
+            Held::Item(item) => item,
+            Held::Rating(_) => {
+                debug_assert!(false, "the item of a keys-only baseline entry was read");
+                &NO_ITEM
+            }
+        }
+    }
+
+    /// The normalised rating (1–10), if the item has one.
+    pub fn rating(&self) -> Option<u8> {
+        match &self.held {
+            Held::Item(item) => item.rating,
+            Held::Rating(rating) => *rating,
+        }
+    }
+
+    /// Whether the item may be persisted in a baseline ([`persistable`]); never for an entry
+    /// that does not keep its item.
+    fn persistable(&self) -> bool {
+        matches!(&self.held, Held::Item(item) if persistable(item))
     }
 
     /// A history play's time, in epoch seconds (`None` for other features).
@@ -581,7 +626,7 @@ fn entries(feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> 
     let items = items.into_iter();
     let mut entries = Vec::with_capacity(items.size_hint().0);
     let mut scratch = String::new();
-    entries.extend(items.filter_map(|raw| Entry::with_scratch(feature, raw, &mut scratch)));
+    entries.extend(items.filter_map(|raw| Entry::with_scratch(feature, raw, &mut scratch, Keep::Item)));
     entries
 }
 
@@ -879,8 +924,10 @@ impl Inventory {
     /// 1–10) is not held.
     pub fn holds(&self, items: &[&InventoryItem]) -> Vec<bool> {
         let mut scratch = String::new();
-        let probes: Vec<Option<Entry>> =
-            items.iter().map(|item| Entry::with_scratch(self.feature, (*item).clone(), &mut scratch)).collect();
+        let probes: Vec<Option<Entry>> = items
+            .iter()
+            .map(|item| Entry::with_scratch(self.feature, (*item).clone(), &mut scratch, Keep::Item))
+            .collect();
         let mut order: Vec<usize> = (0..probes.len()).filter(|&at| probes[at].is_some()).collect();
         order.sort_by(|a, b| probes[*a].as_ref().map(Entry::key).cmp(&probes[*b].as_ref().map(Entry::key)));
         let queries: Vec<&Entry> = order.iter().filter_map(|&at| probes[at].as_ref()).collect();
@@ -976,7 +1023,7 @@ impl Inventory {
     /// accepts. Keyed by entry key, not canonical key, so a history baseline keeps every play
     /// (keyed by canonical key, all plays of a title but one would look deleted next run).
     pub fn persistable_items(&self) -> BTreeMap<String, InventoryItem> {
-        self.entries().filter(|e| persistable(&e.item)).map(|e| (e.key().to_owned(), (*e.item).clone())).collect()
+        self.entries().filter(|e| e.persistable()).map(|e| (e.key().to_owned(), e.item().clone())).collect()
     }
 
     /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
@@ -1114,18 +1161,100 @@ impl IndexedSnapshot {
 pub struct IndexedBaseline {
     inventory: Inventory,
     checkpoint: Option<String>,
+    keeps_items: bool,
 }
 
 impl IndexedBaseline {
     /// Indexes `baseline`, consuming it.
     pub fn new(feature: Feature, baseline: Baseline) -> Self {
-        IndexedBaseline { inventory: Inventory::from_items(feature, baseline.items), checkpoint: baseline.checkpoint }
+        IndexedBaseline {
+            inventory: Inventory::from_items(feature, baseline.items),
+            checkpoint: baseline.checkpoint,
+            keeps_items: true,
+        }
     }
 
     /// Indexes a baseline that is still read elsewhere.
     pub fn of_shared(feature: Feature, baseline: &Baseline) -> Self {
-        IndexedBaseline { inventory: Inventory::new(feature, &baseline.items), checkpoint: baseline.checkpoint.clone() }
+        IndexedBaseline {
+            inventory: Inventory::new(feature, &baseline.items),
+            checkpoint: baseline.checkpoint.clone(),
+            keeps_items: true,
+        }
     }
+
+    /// Starts a baseline whose entries keep their keys, tokens, instant and rating but not
+    /// their items, fed item by item as the state store reads them (`capacity`: how many).
+    ///
+    /// That is all the planner reads of a baseline, unless the baseline stands in for the
+    /// snapshot (a `delta` snapshot, or one the drop guard finds suspect: see
+    /// [`baseline_stands_in`]); a run that finds it does reads the baseline again, whole.
+    pub fn keys_only(feature: Feature, capacity: usize) -> KeysOnlyBaseline {
+        KeysOnlyBaseline { feature, entries: Vec::with_capacity(capacity), scratch: String::new() }
+    }
+
+    /// Whether the entries keep their items (see [`IndexedBaseline::keys_only`]).
+    pub fn keeps_items(&self) -> bool {
+        self.keeps_items
+    }
+}
+
+/// A keys-only baseline being read (see [`IndexedBaseline::keys_only`]).
+#[derive(Debug)]
+pub struct KeysOnlyBaseline {
+    feature: Feature,
+    entries: Vec<Entry>,
+    scratch: String,
+}
+
+impl KeysOnlyBaseline {
+    /// Adds the entry of one item (a ratings item without a rating in 1–10 is left out, as
+    /// from any side).
+    pub fn push(&mut self, item: InventoryItem) {
+        self.entries.extend(Entry::with_scratch(self.feature, item, &mut self.scratch, Keep::Rating));
+    }
+
+    /// Indexes the entries (a baseline is stored in key order: usually nothing to sort).
+    pub fn finish(self, checkpoint: Option<String>) -> IndexedBaseline {
+        IndexedBaseline {
+            inventory: Inventory::from_entries(self.feature, self.entries),
+            checkpoint,
+            keeps_items: false,
+        }
+    }
+}
+
+/// Whether ingest lets `baseline` stand in for `snapshot`, wholly or in part: a `delta`
+/// snapshot is laid over its baseline, and a `present` one the drop guard finds suspect is
+/// replaced by it. Only then are a baseline's items read.
+pub fn baseline_stands_in(snapshot: &IndexedSnapshot, baseline: &IndexedBaseline, options: IngestOptions) -> bool {
+    match snapshot.semantics {
+        IndexSemantics::Delta => true,
+        IndexSemantics::Present => drop_guard_fires(
+            baseline.inventory.len(),
+            snapshot.inventory.len(),
+            baseline.checkpoint.as_deref(),
+            snapshot.checkpoint.as_deref(),
+            options,
+        ),
+    }
+}
+
+/// The drop guard ([`guards::is_suspect_drop`]) over a side's baseline and snapshot sizes
+/// and checkpoints.
+fn drop_guard_fires(
+    previous: usize,
+    current: usize,
+    previous_checkpoint: Option<&str>,
+    current_checkpoint: Option<&str>,
+    options: IngestOptions,
+) -> bool {
+    options.drop_guard
+        && guards::is_suspect_drop(
+            previous,
+            current,
+            guards::checkpoint_advanced(previous_checkpoint, current_checkpoint),
+        )
 }
 
 /// Ingest of a side whose snapshot and baseline are indexed: the index semantics and the drop
@@ -1136,12 +1265,42 @@ pub fn ingest_indexed(
     baseline: Option<IndexedBaseline>,
     options: IngestOptions,
 ) -> Ingested {
+    if let Some(baseline) = baseline.as_ref().filter(|b| !b.keeps_items && baseline_stands_in(&snapshot, b, options)) {
+        return without_baseline_items(feature, snapshot, baseline);
+    }
     let (base, previous) = match baseline {
-        Some(IndexedBaseline { inventory, checkpoint }) => (Some(inventory), checkpoint),
+        Some(IndexedBaseline { inventory, checkpoint, .. }) => (Some(inventory), checkpoint),
         None => (None, None),
     };
     let checkpoints = Checkpoints { previous, current: snapshot.checkpoint };
     settle(feature, snapshot.semantics, snapshot.inventory, base, checkpoints, snapshot.unrated, options)
+}
+
+/// A side whose baseline should stand in for its snapshot but was read without its items
+/// (a caller that reads [`IndexedBaseline::keys_only`] must check [`baseline_stands_in`] and
+/// read the baseline whole instead). The side is then marked suspect: nothing is removed
+/// because of it and its baseline is kept as it was; an error finding says why.
+fn without_baseline_items(feature: Feature, snapshot: IndexedSnapshot, baseline: &IndexedBaseline) -> Ingested {
+    let finding = Finding {
+        rule_id: DROP_GUARD_RULE.to_owned(),
+        severity: Severity::Error,
+        message: format!(
+            "{feature}: the baseline should stand in for the snapshot but was read without its items; \
+             the snapshot is taken as it is, no removals are planned and the baseline is kept"
+        ),
+        scope_id: None,
+        evidence: Some(json!({
+            "feature": feature,
+            "snapshot_count": snapshot.inventory.len(),
+            "baseline_count": baseline.inventory.len(),
+        })),
+    };
+    Ingested {
+        current: snapshot.inventory,
+        baseline: Some(baseline.inventory.clone()),
+        suspect: true,
+        findings: vec![finding],
+    }
 }
 
 /// Ingests a `present` snapshot that is, byte for byte, the one the side's baseline was taken
@@ -1194,8 +1353,7 @@ fn settle(
         (IndexSemantics::Delta, None) => (snap, false),
         (IndexSemantics::Present, Some(base)) => {
             let previous_checkpoint = checkpoints.previous.as_deref();
-            let advanced = guards::checkpoint_advanced(previous_checkpoint, checkpoints.current.as_deref());
-            if options.drop_guard && guards::is_suspect_drop(base.len(), snap.len(), advanced) {
+            if drop_guard_fires(base.len(), snap.len(), previous_checkpoint, checkpoints.current.as_deref(), options) {
                 findings.push(Finding {
                     rule_id: DROP_GUARD_RULE.to_owned(),
                     severity: Severity::Warning,
@@ -1228,7 +1386,7 @@ fn settle(
 /// Whether every entry of `side` would be persisted: then a baseline taken from it is the side
 /// itself (see [`ingest_indexed_unchanged`]).
 pub fn all_persistable(side: &Inventory) -> bool {
-    side.entries().all(|e| persistable(&e.item))
+    side.entries().all(Entry::persistable)
 }
 
 /// Whether an item may be persisted in a baseline. Not when it carries `_cw_transient: true`,

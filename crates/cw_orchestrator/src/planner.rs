@@ -641,7 +641,7 @@ impl<'a> Planner<'a> {
                         view.ingested
                             .baseline
                             .as_ref()
-                            .and_then(|base| first_match(base, e, Rule::Same, None).map(|old| old.item().rating))
+                            .and_then(|base| first_match(base, e, Rule::Same, None).map(Entry::rating))
                     };
                     let (Some(old_a), Some(old_b)) = (before(va, a), before(vb, b)) else { return None };
                     match (old_a != a.item().rating, old_b != b.item().rating) {

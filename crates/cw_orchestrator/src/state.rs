@@ -1169,7 +1169,7 @@ impl StateStore {
         let Some((updated_at, run_id)) = meta else { return Ok(None) };
         let mut items = BTreeMap::new();
         self.read_chunks(&conn, pair, side, feature, |key, item| {
-            items.insert(key, item);
+            items.insert(key.to_owned(), item);
         })?;
         Ok(Some(Baseline { items, updated_at: from_unix(updated_at), run_id }))
     }
@@ -1198,13 +1198,38 @@ impl StateStore {
         Ok(Some(items))
     }
 
+    /// [`StateStore::baseline_items`] one at a time, in key order, for a caller that keeps
+    /// less than the items; `false` if no baseline was ever committed.
+    pub fn each_baseline_item(
+        &self,
+        pair: &str,
+        side: Side,
+        feature: Feature,
+        mut each: impl FnMut(InventoryItem),
+    ) -> Result<bool, StateError> {
+        let conn = self.lock()?;
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM baselines WHERE pair = ?1 AND side = ?2 AND feature = ?3",
+                params![pair, side.as_str(), feature.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.err("read baseline"))?
+            .is_some();
+        if exists {
+            self.read_chunks(&conn, pair, side, feature, |_, item| each(item))?;
+        }
+        Ok(exists)
+    }
+
     fn read_chunks(
         &self,
         conn: &Connection,
         pair: &str,
         side: Side,
         feature: Feature,
-        mut each: impl FnMut(String, InventoryItem),
+        mut each: impl FnMut(&str, InventoryItem),
     ) -> Result<(), StateError> {
         let err = self.err("read baseline");
         let mut chunks = conn
@@ -1228,7 +1253,7 @@ impl StateStore {
                     let pairs: Vec<(String, InventoryItem)> =
                         serde_json::from_slice(json).map_err(|e| self.decode_err(&context(), e))?;
                     for (key, item) in pairs {
-                        each(key, item);
+                        each(&key, item);
                     }
                 }
                 _ => return Err(self.decode_err(&context(), "neither a chunk nor JSON")),

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use admit_core::Severity;
 use cw_orchestrator::ingest::{
-    Baseline, IngestOptions, Snapshot, ingest, ingest_owned, ingest_with, normalize_rating, persistable,
+    Baseline, IndexedBaseline, IndexedSnapshot, IngestOptions, Snapshot, baseline_stands_in, ingest, ingest_indexed,
+    ingest_owned, ingest_with, normalize_rating, persistable,
 };
 use cw_orchestrator::ingest::{DROP_GUARD_RULE, Inventory, UNRATED_RULE};
 use pal::inventory::{Feature, IndexSemantics, InventoryItem};
@@ -425,9 +426,49 @@ fn the_drop_guard_needs_a_collapse_a_big_baseline_and_a_still_checkpoint() {
         assert_eq!(ingested.suspect, *suspect, "{previous} → {current}, {previous_checkpoint:?} → {checkpoint:?}");
         assert_eq!(ingested.findings.iter().any(|f| f.rule_id == DROP_GUARD_RULE), *suspect);
         assert_eq!(ingested.current.len(), if *suspect { *previous } else { *current });
+        // A run reads the baseline keys-only first, and whole when it stands in: the same test.
+        let indexed = IndexedSnapshot::new(Feature::Watchlist, snapshot);
+        let keys_only = keys_only(Feature::Watchlist, baseline);
+        assert_eq!(baseline_stands_in(&indexed, &keys_only, IngestOptions::default()), *suspect);
     }
     // No baseline: nothing to compare with.
     assert!(!ingest(Feature::Watchlist, &Snapshot::present(vec![]), None).suspect);
+}
+
+fn keys_only(feature: Feature, baseline: Baseline) -> IndexedBaseline {
+    let mut keys_only = IndexedBaseline::keys_only(feature, baseline.items.len());
+    baseline.items.into_iter().for_each(|item| keys_only.push(item));
+    keys_only.finish(baseline.checkpoint)
+}
+
+#[test]
+fn a_keys_only_baseline_keeps_what_matching_needs_and_never_stands_in() {
+    let rated = |tmdb: u32, rating: u8| item(json!({"ids": {"tmdb": tmdb.to_string()}, "rating": rating}));
+    let baseline = Baseline { items: (1..=40).map(|n| rated(n, 7)).collect(), checkpoint: None };
+    let healthy = IndexedSnapshot::new(Feature::Ratings, Snapshot::present(baseline.items[..39].to_vec()));
+    let ingested = ingest_indexed(
+        Feature::Ratings,
+        healthy,
+        Some(keys_only(Feature::Ratings, baseline.clone())),
+        IngestOptions::default(),
+    );
+    assert!(!ingested.suspect);
+    let kept = ingested.baseline.as_ref().unwrap();
+    assert_eq!(kept.len(), 40);
+    let forty = kept.get("tmdb:40").unwrap();
+    assert_eq!((forty.rating(), forty.tokens().iter().collect::<Vec<_>>()), (Some(7), vec!["tmdb:40"]));
+    assert_eq!(ingested.current.get("tmdb:1").unwrap().item().rating, Some(7), "the snapshot keeps its items");
+
+    // A collapsed snapshot: the baseline should stand in, but it was read without its items.
+    // Nothing may be removed because of this side, and it says so.
+    let collapsed = IndexedSnapshot::new(Feature::Ratings, Snapshot::present(vec![]));
+    let baseline = keys_only(Feature::Ratings, baseline);
+    assert!(baseline_stands_in(&collapsed, &baseline, IngestOptions::default()));
+    let ingested = ingest_indexed(Feature::Ratings, collapsed, Some(baseline), IngestOptions::default());
+    assert!(ingested.suspect, "no removals are planned from this side and its baseline is kept");
+    assert!(ingested.current.is_empty(), "entries without items never stand in for a snapshot");
+    let finding = ingested.findings.iter().find(|f| f.rule_id == DROP_GUARD_RULE).unwrap();
+    assert_eq!(finding.severity, Severity::Error);
 }
 
 #[test]

@@ -46,7 +46,7 @@ use crate::config::{CwConfig, PairConfig, Side};
 use crate::guards::{self, HealthGate};
 use crate::ingest::{
     Baseline, IndexedBaseline, IndexedSnapshot, IngestOptions, Ingested, Inventory, Snapshot, all_persistable,
-    ingest_indexed, ingest_indexed_unchanged, persistable,
+    baseline_stands_in, ingest_indexed, ingest_indexed_unchanged, persistable,
 };
 use crate::planner::{self, FeaturePlan, PlanConfig, PlanInput, PlannedItem, Reason};
 use crate::state::{

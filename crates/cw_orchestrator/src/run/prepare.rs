@@ -399,7 +399,7 @@ impl<'a> Engine<'a> {
             let meta = self.store.baseline_meta(&pair.id, side, feature)?;
             let unchanged = capabilities.index_semantics == IndexSemantics::Present
                 && meta.as_ref().and_then(|m| m.snapshot_hash.as_deref()) == Some(snapshot_hash.to_string().as_str());
-            let read_baseline = !unchanged && meta.is_some();
+            let read_baseline = (!unchanged).then_some(meta).flatten().map(|meta| meta.item_count);
             prepared.push((side, capabilities, taken, snapshot_hash, unchanged, read_baseline));
         }
         let checkpoints: Vec<Option<String>> =
@@ -409,6 +409,9 @@ impl<'a> Engine<'a> {
         let mut work: Vec<Box<dyn FnOnce() -> Result<Part, StateError> + Send + '_>> = Vec::new();
         let mut sides_done = Vec::new();
         for (side, capabilities, taken, snapshot_hash, unchanged, read_baseline) in prepared {
+            // A baseline that only has to be matched against is read without its items (a third
+            // of the memory); see `whole_baseline_if_it_stands_in` for when it is not.
+            let keys_only = taken.snapshot.semantics == IndexSemantics::Present;
             work.push(Box::new(move || {
                 Ok(Part::Snapshot(match Arc::try_unwrap(taken) {
                     // The run's last reader of this snapshot: indexing consumes it.
@@ -416,23 +419,35 @@ impl<'a> Engine<'a> {
                     Err(shared) => IndexedSnapshot::of_shared(feature, &shared.snapshot),
                 }))
             }));
-            if read_baseline {
+            if let Some(count) = read_baseline {
                 let (store, pair_id) = (self.store, pair.id.as_str());
                 work.push(Box::new(move || {
+                    if !keys_only {
+                        return read_whole_baseline(store, pair_id, side, feature).map(Part::Baseline);
+                    }
                     let checkpoint = store.checkpoint(pair_id, side, feature)?.map(|c| c.value);
-                    let items = store.baseline_items(pair_id, side, feature)?;
-                    Ok(Part::Baseline(items.map(|items| IndexedBaseline::new(feature, Baseline { items, checkpoint }))))
+                    let mut baseline = IndexedBaseline::keys_only(feature, count);
+                    let found = store.each_baseline_item(pair_id, side, feature, |item| baseline.push(item))?;
+                    Ok(Part::Baseline(found.then(|| baseline.finish(checkpoint))))
                 }));
             }
-            sides_done.push((side, capabilities, snapshot_hash, unchanged, read_baseline));
+            sides_done.push((side, capabilities, snapshot_hash, unchanged, read_baseline.is_some()));
         }
         let mut parts = parallel(work).into_iter();
         let mut ingested = Vec::new();
-        for (_, _, _, unchanged, read_baseline) in &sides_done {
+        for (side, _, _, unchanged, read_baseline) in &sides_done {
             let Some(Part::Snapshot(snapshot)) = parts.next().transpose()? else {
                 return Err(RunError::InvalidPlan("internal: a snapshot part expected".to_owned()));
             };
             let baseline = match read_baseline.then(|| parts.next()).flatten().transpose()? {
+                Some(Part::Baseline(Some(baseline)))
+                    if !baseline.keeps_items() && baseline_stands_in(&snapshot, &baseline, ingest_options) =>
+                {
+                    // Rare (a delta snapshot, or the drop guard fires): the baseline's items are
+                    // needed after all.
+                    drop(baseline);
+                    read_whole_baseline(self.store, &pair.id, *side, feature)?
+                }
                 Some(Part::Baseline(baseline)) => baseline,
                 _ => None,
             };
@@ -561,6 +576,18 @@ impl<'a> Engine<'a> {
 enum Part {
     Snapshot(IndexedSnapshot),
     Baseline(Option<IndexedBaseline>),
+}
+
+/// A side's committed baseline, with its items, indexed (`None` if none was committed).
+fn read_whole_baseline(
+    store: &StateStore,
+    pair: &str,
+    side: Side,
+    feature: Feature,
+) -> Result<Option<IndexedBaseline>, StateError> {
+    let checkpoint = store.checkpoint(pair, side, feature)?.map(|c| c.value);
+    let items = store.baseline_items(pair, side, feature)?;
+    Ok(items.map(|items| IndexedBaseline::new(feature, Baseline { items, checkpoint })))
 }
 
 /// The guards' witness: one `predicate_evaluated` fact per guard, pair and feature, triggered or
