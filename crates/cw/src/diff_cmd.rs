@@ -84,7 +84,7 @@ fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
         .into_iter()
         .zip(matched)
         .filter(|(_, matched)| !matched)
-        .map(|(entry, _)| OnlyOneSide { key: entry.key().to_owned(), item: entry.item().clone() })
+        .map(|(entry, _)| OnlyOneSide { key: entry.key().to_owned(), item: entry.item() })
         .collect()
 }
 

@@ -50,67 +50,17 @@ impl ChunkEncoder {
     }
 
     /// Appends an item under its entry key.
-    pub(crate) fn push(&mut self, key: &str, item: &InventoryItem) -> serde_json::Result<()> {
+    pub(crate) fn push(&mut self, key: &str, item: &InventoryItem) {
         self.count += 1;
-        let out = &mut self.items;
-        text(out, key);
-        let kind = match item.item_type {
-            ItemType::Movie => 0,
-            ItemType::Show => 1,
-            ItemType::Season => 2,
-            ItemType::Episode => 3,
-        };
-        let mut mask = kind;
-        let mut flag = |present: bool, bit: u64| {
-            if present {
-                mask |= bit;
-            }
-        };
-        flag(item.title.is_some(), TITLE);
-        flag(item.year.is_some(), YEAR);
-        flag(!item.ids.is_empty(), IDS);
-        flag(item.show_ids.is_some(), SHOW_IDS);
-        flag(item.season.is_some(), SEASON);
-        flag(item.episode.is_some(), EPISODE);
-        flag(item.rating.is_some(), RATING);
-        flag(item.rated_at.is_some(), RATED_AT);
-        flag(item.watched_at.is_some(), WATCHED_AT);
-        flag(item.progress_ms.is_some(), PROGRESS_MS);
-        flag(item.duration_ms.is_some(), DURATION_MS);
-        flag(item.progress_at.is_some(), PROGRESS_AT);
-        flag(!item.extra.is_empty(), EXTRA);
-        varint(out, mask);
-        if let Some(title) = &item.title {
-            text(out, title);
-        }
-        if let Some(year) = item.year {
-            varint(out, zigzag(i64::from(year)));
-        }
-        if !item.ids.is_empty() {
-            ids(out, &item.ids);
-        }
-        if let Some(show_ids) = &item.show_ids {
-            ids(out, show_ids);
-        }
-        for number in [item.season, item.episode].into_iter().flatten() {
-            varint(out, u64::from(number));
-        }
-        if let Some(rating) = item.rating {
-            varint(out, u64::from(rating));
-        }
-        for at in [&item.rated_at, &item.watched_at].into_iter().flatten() {
-            text(out, at);
-        }
-        for number in [item.progress_ms, item.duration_ms].into_iter().flatten() {
-            varint(out, number);
-        }
-        if let Some(at) = &item.progress_at {
-            text(out, at);
-        }
-        if !item.extra.is_empty() {
-            text(out, &serde_json::to_string(&item.extra)?);
-        }
-        Ok(())
+        text(&mut self.items, key);
+        encode_item(&mut self.items, item);
+    }
+
+    /// Appends an item already in this form ([`encode_item`]) under its entry key.
+    pub(crate) fn push_encoded(&mut self, key: &str, item: &[u8]) {
+        self.count += 1;
+        text(&mut self.items, key);
+        self.items.extend_from_slice(item);
     }
 
     /// The chunk's bytes; the encoder starts a new chunk.
@@ -122,6 +72,75 @@ impl ChunkEncoder {
         bytes.extend_from_slice(&items);
         bytes
     }
+}
+
+/// Appends `item` in this form, without its key: the field mask, then the fields present.
+/// An [`crate::ingest::Entry`] keeps its item this way, and a baseline chunk takes it as it is.
+pub(crate) fn encode_item(out: &mut Vec<u8>, item: &InventoryItem) {
+    let kind = match item.item_type {
+        ItemType::Movie => 0,
+        ItemType::Show => 1,
+        ItemType::Season => 2,
+        ItemType::Episode => 3,
+    };
+    let mut mask = kind;
+    let mut flag = |present: bool, bit: u64| {
+        if present {
+            mask |= bit;
+        }
+    };
+    flag(item.title.is_some(), TITLE);
+    flag(item.year.is_some(), YEAR);
+    flag(!item.ids.is_empty(), IDS);
+    flag(item.show_ids.is_some(), SHOW_IDS);
+    flag(item.season.is_some(), SEASON);
+    flag(item.episode.is_some(), EPISODE);
+    flag(item.rating.is_some(), RATING);
+    flag(item.rated_at.is_some(), RATED_AT);
+    flag(item.watched_at.is_some(), WATCHED_AT);
+    flag(item.progress_ms.is_some(), PROGRESS_MS);
+    flag(item.duration_ms.is_some(), DURATION_MS);
+    flag(item.progress_at.is_some(), PROGRESS_AT);
+    flag(!item.extra.is_empty(), EXTRA);
+    varint(out, mask);
+    if let Some(title) = &item.title {
+        text(out, title);
+    }
+    if let Some(year) = item.year {
+        varint(out, zigzag(i64::from(year)));
+    }
+    if !item.ids.is_empty() {
+        ids(out, &item.ids);
+    }
+    if let Some(show_ids) = &item.show_ids {
+        ids(out, show_ids);
+    }
+    for number in [item.season, item.episode].into_iter().flatten() {
+        varint(out, u64::from(number));
+    }
+    if let Some(rating) = item.rating {
+        varint(out, u64::from(rating));
+    }
+    for at in [&item.rated_at, &item.watched_at].into_iter().flatten() {
+        text(out, at);
+    }
+    for number in [item.progress_ms, item.duration_ms].into_iter().flatten() {
+        varint(out, number);
+    }
+    if let Some(at) = &item.progress_at {
+        text(out, at);
+    }
+    if !item.extra.is_empty() {
+        // A map of JSON values under string keys always serialises.
+        text(out, &serde_json::to_string(&item.extra).unwrap_or_default());
+    }
+}
+
+/// The item [`encode_item`] wrote into `bytes` (all of them).
+pub(crate) fn decode_item(bytes: &[u8]) -> Result<InventoryItem, String> {
+    let mut decoder = ChunkDecoder { rest: bytes, left: 0 };
+    let item = decoder.item("")?;
+    if decoder.rest.is_empty() { Ok(item) } else { Err(format!("{} bytes after the item", decoder.rest.len())) }
 }
 
 fn varint(out: &mut Vec<u8>, mut n: u64) {
@@ -183,6 +202,11 @@ impl<'a> ChunkDecoder<'a> {
         }
         self.left -= 1;
         let key = self.text()?;
+        Ok(Some((key, self.item(key)?)))
+    }
+
+    /// The fields of one item (`key` names it in errors).
+    fn item(&mut self, key: &str) -> Result<InventoryItem, String> {
         let mask = self.varint()?;
         if mask & !KNOWN != 0 {
             return Err(format!("item {key}: unknown fields (mask {mask:#x})"));
@@ -238,7 +262,7 @@ impl<'a> ChunkDecoder<'a> {
             let json = self.text().map_err(|e| fail("extra", e))?;
             item.extra = serde_json::from_str::<Extra>(json).map_err(|e| fail("extra", e.to_string()))?;
         }
-        Ok(Some((key, item)))
+        Ok(item)
     }
 
     fn varint(&mut self) -> Result<u64, String> {
@@ -339,10 +363,22 @@ mod tests {
         fn items_round_trip(items in proptest::collection::vec(("\\PC{0,10}", arb_item()), 0..8)) {
             let mut encoder = ChunkEncoder::default();
             for (key, item) in &items {
-                encoder.push(key, item).unwrap();
+                encoder.push(key, item);
             }
             prop_assert_eq!(encoder.is_empty(), items.is_empty());
-            prop_assert_eq!(decode_all(&encoder.finish()).unwrap(), items);
+            let chunk = encoder.finish();
+            prop_assert_eq!(decode_all(&chunk).unwrap(), items.clone());
+            // An item encoded on its own (as an entry keeps it) decodes alone, and a chunk made
+            // of such encodings is byte for byte the chunk made of the items.
+            let mut encoded = ChunkEncoder::default();
+            for (key, item) in &items {
+                let mut bytes = Vec::new();
+                encode_item(&mut bytes, item);
+                prop_assert_eq!(&decode_item(&bytes).unwrap(), item);
+                prop_assert!(decode_item(&bytes[..bytes.len() - 1]).is_err());
+                encoded.push_encoded(key, &bytes);
+            }
+            prop_assert_eq!(encoded.finish(), chunk);
         }
 
         /// Damaged bytes give an error or items, never a panic; a chunk cut short is an error.
@@ -354,7 +390,7 @@ mod tests {
         ) {
             let mut encoder = ChunkEncoder::default();
             for (key, item) in &items {
-                encoder.push(key, item).unwrap();
+                encoder.push(key, item);
             }
             let bytes = encoder.finish();
             let mut damaged = bytes.clone();

@@ -90,45 +90,50 @@ pub struct Entry {
     /// The entry key. Inline (no allocation) up to 24 bytes, which holds nearly every id key:
     /// the planner compares keys more than anything else.
     key: CompactString,
-    /// `key[..item_key_len]` is the canonical key (all of it but for history plays).
-    item_key_len: usize,
-    feature: Feature,
     tokens: Tokens,
     /// The instant the feature orders by, parsed once: `watched_at` (history), `rated_at`
     /// (ratings) or `progress_at` (progress).
     at: Option<OffsetDateTime>,
-    held: Held,
+    /// The normalised item in the baseline codec's form ([`crate::codec::encode_item`]): a
+    /// third of the memory of an `InventoryItem` with its strings, one allocation instead of
+    /// four, and a baseline chunk takes it as it is. Empty for the entry of a keys-only baseline
+    /// ([`IndexedBaseline::keys_only`]), which keeps no item (an encoded item never is).
+    item: Box<[u8]>,
+    /// `key[..item_key_len]` is the canonical key (all of it but for history plays).
+    item_key_len: u32,
+    feature: Feature,
+    /// The item's normalised rating, read without decoding the item.
+    rating: Option<u8>,
+    /// Whether the item may be persisted in a baseline ([`persistable`]).
+    persistable: bool,
 }
 
-/// What an entry keeps of its item.
-#[derive(Debug, Clone, PartialEq)]
-enum Held {
-    /// The normalised item. Boxed: walks over a side read keys, not items, and an entry a
-    /// quarter the size of an item keeps a side's keys close together in memory.
-    Item(Box<InventoryItem>),
-    /// The normalised rating alone: the entry of a baseline that is only matched against and
-    /// never stands in for a snapshot ([`IndexedBaseline::keys_only`]). A million-item baseline
-    /// held this way costs a third of one held with its items.
-    Rating(Option<u8>),
-}
-
-/// What an entry is built to keep of its item (see [`Held`]).
+/// What an entry is built to keep of its item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {
     Item,
-    Rating,
+    /// Its keys, tokens, instant and rating only: the entry of a baseline that is only matched
+    /// against and never stands in for a snapshot ([`IndexedBaseline::keys_only`]).
+    KeysOnly,
+}
+
+/// Buffers reused from one entry to the next while a side is indexed.
+#[derive(Debug, Default)]
+struct Scratch {
+    tokens: String,
+    item: Vec<u8>,
 }
 
 impl Entry {
     #[cfg(test)]
     fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
-        Entry::with_scratch(feature, raw, &mut String::new(), Keep::Item)
+        Entry::with_scratch(feature, raw, &mut Scratch::default(), Keep::Item)
     }
 
     /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
-    /// normalises to none (it is not rated). The tokens are written in `scratch` first, then
-    /// get one exactly sized allocation.
-    fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut String, keep: Keep) -> Option<Entry> {
+    /// normalises to none (it is not rated). The tokens and the item are written in `scratch`
+    /// first, then get one exactly sized allocation each.
+    fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut Scratch, keep: Keep) -> Option<Entry> {
         let mut item = normalize_item_owned(raw);
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
@@ -141,7 +146,8 @@ impl Entry {
         };
         let at = instant.and_then(parse_instant);
         let mut key = CompactString::from(canonical_key_of_normalized(&item));
-        let item_key_len = key.len();
+        // A canonical key is a namespace and an id, or a title and a year: far below 4 GiB.
+        let item_key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
         if feature == Feature::History {
             key.push('@');
             match at {
@@ -150,18 +156,25 @@ impl Entry {
                 None => key.push_str(UNKNOWN_PLAY_TIME),
             }
         }
-        scratch.clear();
-        write_strong_tokens_of_normalized(&item, scratch);
+        scratch.tokens.clear();
+        write_strong_tokens_of_normalized(&item, &mut scratch.tokens);
+        let packed = match keep {
+            Keep::Item => {
+                scratch.item.clear();
+                crate::codec::encode_item(&mut scratch.item, &item);
+                Box::from(scratch.item.as_slice())
+            }
+            Keep::KeysOnly => Box::default(),
+        };
         Some(Entry {
             key,
+            tokens: Tokens(Box::from(scratch.tokens.as_str())),
+            at,
+            item: packed,
             item_key_len,
             feature,
-            tokens: Tokens(Box::from(scratch.as_str())),
-            at,
-            held: match keep {
-                Keep::Item => Held::Item(Box::new(item)),
-                Keep::Rating => Held::Rating(item.rating),
-            },
+            rating: item.rating,
+            persistable: keep == Keep::Item && persistable(&item),
         })
     }
 
@@ -173,7 +186,7 @@ impl Entry {
 
     /// The canonical key of the item ([`pal::keys::canonical_key`]).
     pub fn item_key(&self) -> &str {
-        &self.key[..self.item_key_len]
+        &self.key[..self.item_key_len as usize]
     }
 
     /// The item's strong tokens ([`pal::keys::strong_tokens`]), plus those of duplicates of it
@@ -182,34 +195,35 @@ impl Entry {
         &self.tokens
     }
 
-    /// The normalised item (for ratings, with its rating normalised to 1–10).
+    /// The normalised item (for ratings, with its rating normalised to 1–10), decoded from
+    /// the entry's compact form: read it once per use, not in a loop over a side.
     ///
     /// The entries of a keys-only baseline ([`IndexedBaseline::keys_only`]; only ever an
     /// [`Ingested::baseline`]) do not keep their item: for them this is an item with no ids, and
     /// only their keys, tokens, instant and [`Entry::rating`] are theirs.
-    pub fn item(&self) -> &InventoryItem {
-        static NO_ITEM: std::sync::LazyLock<InventoryItem> = std::sync::LazyLock::new(InventoryItem::default);
-        match &self.held {
-            Held::Item(item) => item,
-            Held::Rating(_) => {
-                debug_assert!(false, "the item of a keys-only baseline entry was read");
-                &NO_ITEM
-            }
-        }
+    pub fn item(&self) -> InventoryItem {
+        debug_assert!(!self.item.is_empty(), "the item of a keys-only baseline entry was read");
+        crate::codec::decode_item(&self.item).unwrap_or_else(|message| {
+            // The bytes were encoded by this process, from an item: they always decode.
+            debug_assert!(false, "an entry's item does not decode: {message}");
+            InventoryItem::default()
+        })
+    }
+
+    /// The item in the baseline codec's form (empty for a keys-only entry).
+    pub(crate) fn encoded_item(&self) -> &[u8] {
+        &self.item
     }
 
     /// The normalised rating (1–10), if the item has one.
     pub fn rating(&self) -> Option<u8> {
-        match &self.held {
-            Held::Item(item) => item.rating,
-            Held::Rating(rating) => *rating,
-        }
+        self.rating
     }
 
     /// Whether the item may be persisted in a baseline ([`persistable`]); never for an entry
     /// that does not keep its item.
-    fn persistable(&self) -> bool {
-        matches!(&self.held, Held::Item(item) if persistable(item))
+    pub fn persistable(&self) -> bool {
+        self.persistable
     }
 
     /// A history play's time, in epoch seconds (`None` for other features).
@@ -625,7 +639,7 @@ fn permute(entries: &mut [Entry], mut order: Vec<usize>) {
 fn entries(feature: Feature, items: impl IntoIterator<Item = InventoryItem>) -> Vec<Entry> {
     let items = items.into_iter();
     let mut entries = Vec::with_capacity(items.size_hint().0);
-    let mut scratch = String::new();
+    let mut scratch = Scratch::default();
     entries.extend(items.filter_map(|raw| Entry::with_scratch(feature, raw, &mut scratch, Keep::Item)));
     entries
 }
@@ -923,10 +937,10 @@ impl Inventory {
     /// when the side is read again after it. An item ingest would leave out (a rating outside
     /// 1–10) is not held.
     pub fn holds(&self, items: &[&InventoryItem]) -> Vec<bool> {
-        let mut scratch = String::new();
+        let mut scratch = Scratch::default();
         let probes: Vec<Option<Entry>> = items
             .iter()
-            .map(|item| Entry::with_scratch(self.feature, (*item).clone(), &mut scratch, Keep::Item))
+            .map(|item| Entry::with_scratch(self.feature, (*item).clone(), &mut scratch, Keep::KeysOnly))
             .collect();
         let mut order: Vec<usize> = (0..probes.len()).filter(|&at| probes[at].is_some()).collect();
         order.sort_by(|a, b| probes[*a].as_ref().map(Entry::key).cmp(&probes[*b].as_ref().map(Entry::key)));
@@ -1023,7 +1037,7 @@ impl Inventory {
     /// accepts. Keyed by entry key, not canonical key, so a history baseline keeps every play
     /// (keyed by canonical key, all plays of a title but one would look deleted next run).
     pub fn persistable_items(&self) -> BTreeMap<String, InventoryItem> {
-        self.entries().filter(|e| e.persistable()).map(|e| (e.key().to_owned(), e.item().clone())).collect()
+        self.entries().filter(|e| e.persistable()).map(|e| (e.key().to_owned(), e.item())).collect()
     }
 
     /// `self` with `delta` laid over it: every entry of `delta` replaces the entries of `self`
@@ -1190,7 +1204,7 @@ impl IndexedBaseline {
     /// snapshot (a `delta` snapshot, or one the drop guard finds suspect: see
     /// [`baseline_stands_in`]); a run that finds it does reads the baseline again, whole.
     pub fn keys_only(feature: Feature, capacity: usize) -> KeysOnlyBaseline {
-        KeysOnlyBaseline { feature, entries: Vec::with_capacity(capacity), scratch: String::new() }
+        KeysOnlyBaseline { feature, entries: Vec::with_capacity(capacity), scratch: Scratch::default() }
     }
 
     /// Whether the entries keep their items (see [`IndexedBaseline::keys_only`]).
@@ -1204,14 +1218,14 @@ impl IndexedBaseline {
 pub struct KeysOnlyBaseline {
     feature: Feature,
     entries: Vec<Entry>,
-    scratch: String,
+    scratch: Scratch,
 }
 
 impl KeysOnlyBaseline {
     /// Adds the entry of one item (a ratings item without a rating in 1–10 is left out, as
     /// from any side).
     pub fn push(&mut self, item: InventoryItem) {
-        self.entries.extend(Entry::with_scratch(self.feature, item, &mut self.scratch, Keep::Rating));
+        self.entries.extend(Entry::with_scratch(self.feature, item, &mut self.scratch, Keep::KeysOnly));
     }
 
     /// Indexes the entries (a baseline is stored in key order: usually nothing to sort).

@@ -526,7 +526,7 @@ impl<'a> Planner<'a> {
     fn one_way_update(&self, source: &Entry, target: &Entry) -> Option<InventoryItem> {
         match self.feature {
             Feature::Ratings => {
-                let due = source.item().rating != target.item().rating
+                let due = source.rating() != target.rating()
                     && (!self.config().ratings_only_if_newer || rated_later(source, target));
                 due.then(|| with_rating(target, source))
             }
@@ -629,7 +629,7 @@ impl<'a> Planner<'a> {
     fn two_way_update(&self, a: &Entry, b: &Entry, va: &View<'_>, vb: &View<'_>) -> Option<(Side, InventoryItem)> {
         match self.feature {
             Feature::Ratings => {
-                if a.item().rating == b.item().rating {
+                if a.rating() == b.rating() {
                     return None;
                 }
                 let winner = match (a.rated_at(), b.rated_at()) {
@@ -644,7 +644,7 @@ impl<'a> Planner<'a> {
                             .and_then(|base| first_match(base, e, Rule::Same, None).map(Entry::rating))
                     };
                     let (Some(old_a), Some(old_b)) = (before(va, a), before(vb, b)) else { return None };
-                    match (old_a != a.item().rating, old_b != b.item().rating) {
+                    match (old_a != a.rating(), old_b != b.rating()) {
                         (true, false) => Some(Side::Source),
                         (false, true) => Some(Side::Target),
                         _ => None,
@@ -691,7 +691,7 @@ fn propagate(deleted: &Inventory, from: &Inventory, to: &Inventory, removals: &m
 }
 
 fn planned_item(entry: &Entry, reason: Reason) -> PlannedItem {
-    PlannedItem { key: entry.key().to_owned(), reason, item: entry.item().clone() }
+    PlannedItem { key: entry.key().to_owned(), reason, item: entry.item() }
 }
 
 /// Plans the upsert of `entry` to `item`.
@@ -715,9 +715,9 @@ fn rated_later(source: &Entry, target: &Entry) -> bool {
 }
 
 fn with_rating(target: &Entry, source: &Entry) -> InventoryItem {
-    let mut item = target.item().clone();
-    item.rating = source.item().rating;
-    item.rated_at = source.item().rated_at.clone();
+    let mut item = target.item();
+    item.rating = source.rating();
+    item.rated_at = source.item().rated_at;
     item
 }
 
@@ -747,11 +747,12 @@ fn progress_due(source: &Entry, target: &Entry) -> bool {
 }
 
 fn with_progress(target: &Entry, source: &Entry) -> InventoryItem {
-    let mut item = target.item().clone();
-    item.progress_ms = source.item().progress_ms;
-    item.progress_at = source.item().progress_at.clone();
+    let mut item = target.item();
+    let source = source.item();
+    item.progress_ms = source.progress_ms;
+    item.progress_at = source.progress_at;
     if item.duration_ms.is_none() {
-        item.duration_ms = source.item().duration_ms;
+        item.duration_ms = source.duration_ms;
     }
     item
 }

@@ -64,7 +64,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{ChunkDecoder, ChunkEncoder};
 use crate::config::Side;
-use crate::ingest::{Inventory, persistable};
+use crate::ingest::Inventory;
 
 /// The state file's name inside a data directory.
 pub const DEFAULT_FILE_NAME: &str = "state.sqlite3";
@@ -468,11 +468,19 @@ impl From<BTreeMap<String, InventoryItem>> for BaselineItems {
     }
 }
 
+/// One item of a baseline being written: as given, or as an ingested entry keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ItemRef<'a> {
+    Item(&'a InventoryItem),
+    /// An entry's item in the baseline codec's form; [`crate::ingest::persistable`] already passed.
+    Encoded(&'a [u8]),
+}
+
 impl BaselineItems {
     /// Calls `each` with every item, in key order, until it fails.
-    pub fn try_for_each<E>(&self, mut each: impl FnMut(&str, &InventoryItem) -> Result<(), E>) -> Result<(), E> {
+    pub(crate) fn try_for_each<E>(&self, mut each: impl FnMut(&str, ItemRef<'_>) -> Result<(), E>) -> Result<(), E> {
         match self {
-            BaselineItems::Keyed(items) => items.iter().try_for_each(|(key, item)| each(key, item)),
+            BaselineItems::Keyed(items) => items.iter().try_for_each(|(key, item)| each(key, ItemRef::Item(item))),
             BaselineItems::Side { side, removed, added } => {
                 let mut added = added.iter().peekable();
                 for entry in side.entries() {
@@ -480,13 +488,13 @@ impl BaselineItems {
                     let mut replaced = false;
                     while let Some((new_key, item)) = added.next_if(|(new_key, _)| new_key.as_str() <= key) {
                         replaced |= new_key == key;
-                        each(new_key, item)?;
+                        each(new_key, ItemRef::Item(item))?;
                     }
-                    if !replaced && !removed.contains(key) && persistable(entry.item()) {
-                        each(key, entry.item())?;
+                    if !replaced && !removed.contains(key) && entry.persistable() {
+                        each(key, ItemRef::Encoded(entry.encoded_item()))?;
                     }
                 }
-                added.try_for_each(|(key, item)| each(key, item))
+                added.try_for_each(|(key, item)| each(key, ItemRef::Item(item)))
             }
         }
     }
@@ -791,7 +799,9 @@ pub struct StateStore {
     conn: Mutex<Connection>,
     clock: Arc<dyn Clock>,
     options: StateOptions,
-    persist: PersistFilter,
+    /// A filter that replaces [`is_persistable`]; without one, ingested entries are written as
+    /// they are kept, without decoding.
+    persist: Option<PersistFilter>,
 }
 
 impl StateStore {
@@ -856,12 +866,12 @@ impl StateStore {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(err("set synchronous=FULL"))?;
         migrate(&mut conn, &path)?;
-        Ok(StateStore { path, conn: Mutex::new(conn), clock, options, persist: is_persistable })
+        Ok(StateStore { path, conn: Mutex::new(conn), clock, options, persist: None })
     }
 
     /// Replaces the baseline persistence filter (default [`is_persistable`]).
     pub fn with_persist_filter(mut self, filter: PersistFilter) -> Self {
-        self.persist = filter;
+        self.persist = Some(filter);
         self
     }
 
@@ -968,13 +978,23 @@ impl StateStore {
                     if key.is_empty() {
                         return Err(StateError::Invalid { message: "a baseline item with an empty key".to_owned() });
                     }
-                    if !(self.persist)(item) {
+                    let kept = match (item, self.persist) {
+                        (ItemRef::Item(item), filter) => filter.unwrap_or(is_persistable)(item),
+                        (ItemRef::Encoded(_), None) => true,
+                        (ItemRef::Encoded(encoded), Some(filter)) => {
+                            let item = crate::codec::decode_item(encoded)
+                                .map_err(|e| StateError::Invalid { message: format!("baseline item {key}: {e}") })?;
+                            filter(&item)
+                        }
+                    };
+                    if !kept {
                         skipped += 1;
                         return Ok(());
                     }
-                    chunk
-                        .push(key, item)
-                        .map_err(|e| StateError::Invalid { message: format!("baseline item {key}: {e}") })?;
+                    match item {
+                        ItemRef::Item(item) => chunk.push(key, item),
+                        ItemRef::Encoded(encoded) => chunk.push_encoded(key, encoded),
+                    }
                     written += 1;
                     if chunk.len() == BASELINE_CHUNK {
                         flush(&mut chunk)?;

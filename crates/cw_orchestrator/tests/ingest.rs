@@ -53,7 +53,8 @@ fn ids_are_normalised_once_at_ingest() {
                   "ids": {"trakt": " 1,234 ", "tvdb": "null", "guid": "com.plexapp.agents.thetvdb://81189?lang=en"}})],
     );
     let entry = side.get("tmdb:949").expect("keyed by tmdb, the first of the key priority");
-    let ids = &entry.item().ids;
+    let item = entry.item();
+    let ids = &item.ids;
     assert_eq!(ids.get("imdb"), Some("tt0113277"));
     assert_eq!(ids.get("tmdb"), Some("949"));
     assert_eq!(ids.get("trakt"), Some("1234"));

@@ -730,8 +730,7 @@ fn config() -> ProptestConfig {
 /// write names something that makes sense there.
 fn apply(feature: Feature, inventory: &[InventoryItem], writes: &Writes) -> Vec<InventoryItem> {
     let side = Inventory::new(feature, inventory);
-    let mut by_key: BTreeMap<String, InventoryItem> =
-        side.entries().map(|e| (e.key().to_owned(), e.item().clone())).collect();
+    let mut by_key: BTreeMap<String, InventoryItem> = side.entries().map(|e| (e.key().to_owned(), e.item())).collect();
     for removal in &writes.removals {
         assert!(by_key.remove(&removal.key).is_some(), "removal of {} which the side does not hold", removal.key);
     }
