@@ -162,6 +162,28 @@ fn write_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Appends `text` as canonical CBOR, for a hand-written encoder of a hot type (its output must
+/// be exactly what [`write_canonical_cbor`] writes; test it against that).
+pub fn write_cbor_text(out: &mut Vec<u8>, text: &str) {
+    write_text(out, text);
+}
+
+/// Appends the head of a map of `len` entries; the caller then writes each key and value, keys
+/// in canonical order (by encoded length, then bytewise).
+pub fn write_cbor_map_head(out: &mut Vec<u8>, len: usize) {
+    write_head(out, MAJOR_MAP, len as u64);
+}
+
+/// Appends an integer as canonical CBOR (every `i64` and `u64` fits).
+pub fn write_cbor_integer(out: &mut Vec<u8>, value: impl Into<i128>) {
+    let value: i128 = value.into();
+    if value >= 0 {
+        write_head(out, MAJOR_UNSIGNED, u64::try_from(value).unwrap_or(u64::MAX));
+    } else {
+        write_head(out, MAJOR_NEGATIVE, u64::try_from(-1 - value).unwrap_or(u64::MAX));
+    }
+}
+
 /// 2^64 as an f64: the first integer-valued float CBOR's integer majors cannot carry.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 

@@ -5,6 +5,7 @@
 //! same identity.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -89,16 +90,30 @@ pub fn provider_pack_hash(
 /// The snapshot hash of a list of facts: digest of the canonical CBOR array of the facts,
 /// sorted by their canonical bytes, so the hash does not depend on the order they are listed in.
 pub fn snapshot_hash<T: Serialize>(facts: &[T], algorithm: DigestAlgorithm) -> Result<Digest, CanonicalError> {
-    let (bytes, mut facts) = encode_each(facts)?;
-    sort_encodings(&bytes, &mut facts);
+    let (bytes, facts) = encode_each(facts)?;
+    Ok(snapshot_hash_of_encoded(&bytes, facts, algorithm))
+}
+
+/// [`snapshot_hash`] of facts already encoded as canonical CBOR (by a hand-written encoder of
+/// a hot type, which must write exactly what [`crate::write_canonical_cbor`] writes): `bytes`
+/// holds the encodings one after another and `ranges` says where each is.
+pub fn snapshot_hash_of_encoded(bytes: &[u8], mut ranges: Vec<Range<usize>>, algorithm: DigestAlgorithm) -> Digest {
+    /// The digest reads the facts in batches of this many bytes: a hash fed a few hundred
+    /// bytes at a time cannot use its wide (many chunks at once) code path.
+    const BATCH: usize = 1 << 16;
+    sort_encodings(bytes, &mut ranges);
     let mut hasher = algorithm.hasher();
-    let mut head = Vec::with_capacity(9);
-    write_array_head(&mut head, facts.len());
-    hasher.update(&head);
-    for fact in facts {
-        hasher.update(&bytes[fact]);
+    let mut batch = Vec::with_capacity(BATCH);
+    write_array_head(&mut batch, ranges.len());
+    for range in ranges {
+        if batch.len() + range.len() > BATCH {
+            hasher.update(&batch);
+            batch.clear();
+        }
+        batch.extend_from_slice(&bytes[range]);
     }
-    Ok(hasher.finalize())
+    hasher.update(&batch);
+    hasher.finalize()
 }
 
 /// Sorts `ranges` of `bytes` by the bytes they hold, as `[u8]` orders them.
@@ -108,14 +123,14 @@ pub fn snapshot_hash<T: Serialize>(facts: &[T], algorithm: DigestAlgorithm) -> R
 /// each range is sorted first by the eight bytes after the prefix all of them share (zero past
 /// its end, which a shorter range sorts before anyway), in one compact array, and only ranges
 /// equal there are compared whole: the same order, read from memory once.
-fn sort_encodings(bytes: &[u8], ranges: &mut [std::ops::Range<usize>]) {
+fn sort_encodings(bytes: &[u8], ranges: &mut [Range<usize>]) {
     let Some(first) = ranges.first() else { return };
     let first = &bytes[first.clone()];
     let shared = ranges.iter().fold(first.len(), |shared, range| {
         let other = &bytes[range.clone()];
         first[..shared].iter().zip(other).take_while(|(a, b)| a == b).count()
     });
-    let mut keyed: Vec<(u64, std::ops::Range<usize>)> = ranges
+    let mut keyed: Vec<(u64, Range<usize>)> = ranges
         .iter()
         .map(|range| {
             let rest = &bytes[range.start + shared..range.end];
@@ -222,6 +237,26 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The facts go to the digest in batches; the hash is the one of the whole sorted array,
+    /// for either algorithm, with facts larger than a batch among them.
+    #[test]
+    fn batching_the_digest_changes_nothing() {
+        let facts: Vec<Value> = (0..3000u32)
+            .rev()
+            .map(|n| serde_json::json!({"n": n, "pad": "x".repeat(if n % 1000 == 0 { 70_000 } else { n as usize % 50 })}))
+            .collect();
+        let mut encodings: Vec<Vec<u8>> = facts.iter().map(|f| crate::to_canonical_cbor(f).unwrap()).collect();
+        encodings.sort();
+        let mut whole = Vec::new();
+        write_array_head(&mut whole, encodings.len());
+        encodings.iter().for_each(|e| whole.extend_from_slice(e));
+        for algorithm in [DigestAlgorithm::Blake3, DigestAlgorithm::Sha256] {
+            let mut hasher = algorithm.hasher();
+            hasher.update(&whole);
+            assert_eq!(snapshot_hash(&facts, algorithm).unwrap(), hasher.finalize());
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]

@@ -24,11 +24,13 @@ mod types;
 mod verify;
 
 pub use async_trait::async_trait;
-pub use canonical::{CanonicalError, to_canonical_cbor, write_canonical_cbor};
+pub use canonical::{
+    CanonicalError, to_canonical_cbor, write_canonical_cbor, write_cbor_integer, write_cbor_map_head, write_cbor_text,
+};
 pub use decode::{CanonicalCheck, DecodeError, MAX_DEPTH, check_canonical, from_cbor};
 pub use digest::{Digest, DigestAlgorithm, DigestHasher, DigestParseError};
 pub use error::{ErrorClass, ErrorCode, ProviderError};
-pub use hashing::{intent_hash, plan_hash, provider_pack_hash, snapshot_hash};
+pub use hashing::{intent_hash, plan_hash, provider_pack_hash, snapshot_hash, snapshot_hash_of_encoded};
 pub use kernel::{KERNEL_SCOPE, RULESET_SCHEMA_ID, RuleBinding, Ruleset, check_ruleset};
 pub use plan_store::{
     ClaimError, InMemoryPlanStore, PlanRecord, PlanRefusal, PlanState, PlanStore, PlanStoreError, authorize,

@@ -174,6 +174,18 @@ pub enum ItemType {
     Episode,
 }
 
+impl ItemType {
+    /// The wire name: `movie`, `show`, `season` or `episode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::Movie => "movie",
+            ItemType::Show => "show",
+            ItemType::Season => "season",
+            ItemType::Episode => "episode",
+        }
+    }
+}
+
 pub use crate::ids::Ids;
 
 /// One item of an inventory, as providers report and accept it.
@@ -324,6 +336,129 @@ impl<'de> Deserialize<'de> for InventoryItem {
     }
 }
 
+impl InventoryItem {
+    /// Appends the item's canonical CBOR (what [`admit_core::write_canonical_cbor`] writes for
+    /// it, byte for byte) to `out`: a snapshot's hash encodes every item, and the generic
+    /// encoder buffers and sorts the fields of a struct with flattened `extra` one by one.
+    ///
+    /// An item with vendor payloads goes through the generic encoder; so does its error, a
+    /// payload that cannot be encoded (a key that repeats a field's name).
+    pub fn write_canonical_cbor(&self, out: &mut Vec<u8>) -> Result<(), admit_core::CanonicalError> {
+        use admit_core::{write_cbor_integer as integer, write_cbor_map_head as map_head, write_cbor_text as text};
+        if !self.extra.is_empty() {
+            return admit_core::write_canonical_cbor(self, out);
+        }
+        let fields = 2 + [
+            self.year.is_some(),
+            self.title.is_some(),
+            self.rating.is_some(),
+            self.season.is_some(),
+            self.episode.is_some(),
+            self.rated_at.is_some(),
+            self.show_ids.is_some(),
+            self.watched_at.is_some(),
+            self.duration_ms.is_some(),
+            self.progress_at.is_some(),
+            self.progress_ms.is_some(),
+        ]
+        .into_iter()
+        .filter(|present| *present)
+        .count();
+        map_head(out, fields);
+        // Keys in canonical order: by length, then bytewise.
+        text(out, "ids");
+        canonical_ids(&self.ids, out);
+        text(out, "type");
+        text(out, self.item_type.as_str());
+        if let Some(year) = self.year {
+            text(out, "year");
+            integer(out, year);
+        }
+        if let Some(title) = &self.title {
+            text(out, "title");
+            text(out, title);
+        }
+        if let Some(rating) = self.rating {
+            text(out, "rating");
+            integer(out, rating);
+        }
+        if let Some(season) = self.season {
+            text(out, "season");
+            integer(out, season);
+        }
+        if let Some(episode) = self.episode {
+            text(out, "episode");
+            integer(out, episode);
+        }
+        if let Some(rated_at) = &self.rated_at {
+            text(out, "rated_at");
+            text(out, rated_at);
+        }
+        if let Some(show_ids) = &self.show_ids {
+            text(out, "show_ids");
+            canonical_ids(show_ids, out);
+        }
+        if let Some(watched_at) = &self.watched_at {
+            text(out, "watched_at");
+            text(out, watched_at);
+        }
+        if let Some(duration_ms) = self.duration_ms {
+            text(out, "duration_ms");
+            integer(out, duration_ms);
+        }
+        if let Some(progress_at) = &self.progress_at {
+            text(out, "progress_at");
+            text(out, progress_at);
+        }
+        if let Some(progress_ms) = self.progress_ms {
+            text(out, "progress_ms");
+            integer(out, progress_ms);
+        }
+        Ok(())
+    }
+}
+
+/// The snapshot hash of `items` as facts ([`admit_core::snapshot_hash`], the same digest)
+/// through the hand-written encoder ([`InventoryItem::write_canonical_cbor`]).
+pub fn snapshot_hash(
+    items: &[InventoryItem],
+    algorithm: admit_core::DigestAlgorithm,
+) -> Result<admit_core::Digest, admit_core::CanonicalError> {
+    let mut bytes = Vec::new();
+    let mut ranges = Vec::with_capacity(items.len());
+    for item in items {
+        let start = bytes.len();
+        item.write_canonical_cbor(&mut bytes)?;
+        ranges.push(start..bytes.len());
+    }
+    Ok(admit_core::snapshot_hash_of_encoded(&bytes, ranges, algorithm))
+}
+
+/// Ids as a canonical CBOR map: namespaces by length, then bytewise (`Ids` keeps them bytewise).
+fn canonical_ids(ids: &Ids, out: &mut Vec<u8>) {
+    const INLINE: usize = 8;
+    let mut inline = [("", ""); INLINE];
+    let mut spilled = Vec::new();
+    let entries: &mut [(&str, &str)] = if ids.len() <= INLINE {
+        let mut len = 0;
+        for (slot, entry) in inline.iter_mut().zip(ids) {
+            *slot = entry;
+            len += 1;
+        }
+        &mut inline[..len]
+    } else {
+        spilled.extend(ids);
+        &mut spilled
+    };
+    // Stable, and the entries come bytewise: sorting by length alone gives the canonical order.
+    entries.sort_by_key(|(namespace, _)| namespace.len());
+    admit_core::write_cbor_map_head(out, entries.len());
+    for (namespace, id) in entries.iter() {
+        admit_core::write_cbor_text(out, namespace);
+        admit_core::write_cbor_text(out, id);
+    }
+}
+
 /// An item a write could not apply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UnresolvedItem {
@@ -434,7 +569,74 @@ pub trait InventoryProvider: Send + Sync + fmt::Debug {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn arb_ids() -> impl Strategy<Value = Ids> {
+        // Namespaces of several lengths (the canonical order is by length first), up to more
+        // than the encoder keeps on its stack.
+        proptest::collection::vec(("[a-z]{1,6}|\\PC{0,3}", "\\PC{0,8}"), 0..11)
+            .prop_map(|entries| entries.into_iter().collect())
+    }
+
+    prop_compose! {
+        fn arb_item()(
+            item_type in prop::sample::select(vec![ItemType::Movie, ItemType::Show, ItemType::Season, ItemType::Episode]),
+            title in proptest::option::of("\\PC{0,30}"),
+            year in proptest::option::of(any::<i32>()),
+            ids in arb_ids(),
+            show_ids in proptest::option::of(arb_ids()),
+            numbers in (proptest::option::of(any::<u32>()), proptest::option::of(any::<u32>()), proptest::option::of(any::<u8>())),
+            times in (proptest::option::of("\\PC{0,25}"), proptest::option::of("\\PC{0,25}"), proptest::option::of("\\PC{0,25}")),
+            progress in (proptest::option::of(any::<u64>()), proptest::option::of(any::<u64>())),
+            extra in proptest::option::of(prop::sample::select(vec![
+                serde_json::json!({"plex": {"ratingKey": "5"}}),
+                serde_json::json!({"_cw_transient": true, "z": 1.5}),
+                // Repeats a field's name: the generic encoder's error, both ways.
+                serde_json::json!({"title": "again"}),
+            ])),
+        ) -> InventoryItem {
+            let extra = match extra {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => Extra::new(),
+            };
+            InventoryItem {
+                item_type, title, year, ids, show_ids,
+                season: numbers.0, episode: numbers.1, rating: numbers.2,
+                rated_at: times.0, watched_at: times.1, progress_at: times.2,
+                progress_ms: progress.0, duration_ms: progress.1,
+                extra,
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The hand-written canonical encoding is the generic encoder's, byte for byte (or the
+        /// same error).
+        #[test]
+        fn the_canonical_encoding_is_the_generic_one(item in arb_item()) {
+            let mut fast = Vec::new();
+            let fast = item.write_canonical_cbor(&mut fast).map(|()| fast);
+            prop_assert_eq!(fast, admit_core::to_canonical_cbor(&item));
+        }
+
+        /// So is the snapshot hash of a list of items.
+        #[test]
+        fn the_snapshot_hash_is_the_generic_one(items in proptest::collection::vec(arb_item(), 0..6)) {
+            let algorithm = admit_core::DigestAlgorithm::Blake3;
+            prop_assert_eq!(snapshot_hash(&items, algorithm), admit_core::snapshot_hash(&items, algorithm));
+        }
+    }
+
+    #[test]
+    fn item_type_names_are_the_wire_names() {
+        for item_type in [ItemType::Movie, ItemType::Show, ItemType::Season, ItemType::Episode] {
+            assert_eq!(serde_json::to_value(item_type).unwrap(), item_type.as_str());
+        }
+    }
 
     /// The hand-written `Deserialize` reads what the derived `Serialize` writes, keeps unknown
     /// keys in `extra`, and refuses what the derive refused.

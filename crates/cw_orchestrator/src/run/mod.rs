@@ -193,7 +193,7 @@ impl Taken {
     fn hash(&self) -> Result<Digest, String> {
         self.hash
             .get_or_init(|| {
-                admit_core::snapshot_hash(&self.snapshot.items, DigestAlgorithm::Blake3).map_err(|e| e.to_string())
+                pal::inventory::snapshot_hash(&self.snapshot.items, DigestAlgorithm::Blake3).map_err(|e| e.to_string())
             })
             .clone()
     }
