@@ -430,6 +430,11 @@ pub fn snapshot_hash(
         let start = bytes.len();
         item.write_canonical_cbor(&mut bytes)?;
         ranges.push(start..bytes.len());
+        if start == 0 {
+            // Sized from the first item (and a quarter more): grown by doubling, a large
+            // snapshot's encodings would be copied several times over into fresh memory.
+            bytes.reserve(items.len().saturating_mul(bytes.len() + bytes.len() / 4));
+        }
     }
     Ok(admit_core::snapshot_hash_of_encoded(&bytes, ranges, algorithm))
 }

@@ -326,6 +326,11 @@ fn parse_elements(run: &str, finish: fn(InventoryItem) -> InventoryItem) -> serd
     while !rest.is_empty() {
         let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<InventoryItem>();
         let item = stream.next().ok_or_else(|| serde_json::Error::custom("expected an item"))??;
+        if items.is_empty() {
+            // Sized from the first item: grown by doubling, a large run's items would be copied
+            // several times over into fresh memory.
+            items.reserve(run.len() / stream.byte_offset().max(1) + 1);
+        }
         items.push(finish(item));
         rest = rest.get(stream.byte_offset()..).unwrap_or_default().trim_start_matches(JSON_WHITESPACE);
         if !rest.is_empty() {

@@ -289,7 +289,12 @@ const PARALLEL_ROWS: usize = 50_000;
 const ROW_BATCH: usize = 4096;
 
 fn parse_rows(rows: Vec<(i64, String)>) -> rusqlite::Result<Vec<InventoryItem>> {
-    rows.into_iter().map(|(id, json)| from_json(id, &json)).collect()
+    // Sized once: collecting a `Result` has no size hint and would grow the vector by doubling.
+    let mut items = Vec::with_capacity(rows.len());
+    for (id, json) in rows {
+        items.push(from_json(id, &json)?);
+    }
+    Ok(items)
 }
 
 /// Every feature's checkpoint, plus `updated_at` (the latest).
