@@ -318,6 +318,11 @@ impl IdsBuilder {
             Some(previous) => self.packed.is_empty() || previous < namespace,
             None => false,
         };
+        if self.packed.is_empty() {
+            // Room for about four entries like the first, so that a typical item's ids are
+            // packed in one allocation (`finish` gives back what is left over).
+            self.packed.reserve(4 * (namespace.len() + id.len() + 4));
+        }
         if !after_previous {
             let so_far = Ids { packed: std::mem::take(&mut self.packed).into_boxed_str() };
             let mut entries: Vec<(String, String)> =
