@@ -230,47 +230,73 @@ pub(crate) fn items(conn: &Connection, feature: Feature) -> rusqlite::Result<Vec
         }
         return Ok(items);
     }
-    // Parsing the rows costs about three times reading them: this thread reads the rows in
-    // batches and parses one batch in three, a second thread parses the others.
-    std::thread::scope(|scope| {
-        let (to_parser, batches) = std::sync::mpsc::sync_channel::<(usize, Vec<(i64, String)>)>(2);
-        let parser = scope.spawn(move || -> rusqlite::Result<Vec<(usize, Vec<InventoryItem>)>> {
-            batches.into_iter().map(|(at, batch)| Ok((at, parse_rows(batch)?))).collect()
+    parse_in_parallel(count, || {
+        let Some(row) = rows.next()? else { return Ok(None) };
+        let (id, text) = row_json(row)?;
+        Ok(Some((id, text.to_owned())))
+    })
+}
+
+/// The items of the rows `next_row` gives (about `count` of them: a write since they were
+/// counted may have added or removed some), in order.
+///
+/// Parsing the rows costs about three times reading them: this thread reads the rows in
+/// batches and parses one batch in three, a second thread parses the others. Each batch is
+/// parsed straight into its place in the result (no second vector of a million items to copy
+/// them into); rows beyond `count` go to `more`.
+fn parse_in_parallel(
+    count: usize,
+    mut next_row: impl FnMut() -> rusqlite::Result<Option<(i64, String)>>,
+) -> rusqlite::Result<Vec<InventoryItem>> {
+    let mut items: Vec<InventoryItem> = Vec::new();
+    items.resize_with(count, InventoryItem::default);
+    let mut read = 0usize;
+    let more = std::thread::scope(|scope| -> rusqlite::Result<Vec<InventoryItem>> {
+        type Job<'a> = (&'a mut [InventoryItem], Vec<(i64, String)>);
+        let (to_parser, jobs) = std::sync::mpsc::sync_channel::<Job<'_>>(2);
+        let parser = scope.spawn(move || -> rusqlite::Result<()> {
+            jobs.into_iter().try_for_each(|(slots, batch)| parse_rows_into(slots, batch))
         });
-        let mut parsed = Vec::new();
+        let mut places = items.chunks_mut(ROW_BATCH);
+        let mut more = Vec::new();
         let mut batch = Vec::with_capacity(ROW_BATCH);
         let mut next = 0usize;
-        let mut hand_over = |batch: Vec<(i64, String)>, parsed: &mut Vec<(usize, Vec<InventoryItem>)>| {
-            let at = next;
+        let mut hand_over = |batch: Vec<(i64, String)>, more: &mut Vec<InventoryItem>| {
+            let Some(slots) = places.next() else {
+                more.extend(parse_rows(batch)?);
+                return Ok(());
+            };
             next += 1;
-            if at % 3 == 2 {
-                parsed.push((at, parse_rows(batch)?));
-            } else if let Err(unsent) = to_parser.send((at, batch)) {
+            if next.is_multiple_of(3) {
+                parse_rows_into(slots, batch)
+            } else if let Err(unsent) = to_parser.send((slots, batch)) {
                 // The parser stopped on an error of its own, reported below; parse here.
-                parsed.push((at, parse_rows(unsent.0.1)?));
+                let (slots, batch) = unsent.0;
+                parse_rows_into(slots, batch)
+            } else {
+                Ok::<(), rusqlite::Error>(())
             }
-            Ok::<(), rusqlite::Error>(())
         };
-        while let Some(row) = rows.next()? {
-            let (id, text) = row_json(row)?;
-            batch.push((id, text.to_owned()));
-            if batch.len() == ROW_BATCH {
-                hand_over(std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH)), &mut parsed)?;
+        while let Some(row) = next_row()? {
+            batch.push(row);
+            read += 1;
+            // Batches line up with the places (`ROW_BATCH` each) until the count is reached.
+            if batch.len() == ROW_BATCH || read == count {
+                hand_over(std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH)), &mut more)?;
             }
         }
         if !batch.is_empty() {
-            hand_over(batch, &mut parsed)?;
+            hand_over(batch, &mut more)?;
         }
         // Closing the channel ends the parser's loop.
         drop(to_parser);
-        parsed.extend(parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
-        parsed.sort_unstable_by_key(|(at, _)| *at);
-        let mut items = Vec::with_capacity(count);
-        for (_, part) in parsed {
-            items.extend(part);
-        }
-        Ok(items)
-    })
+        parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        Ok(more)
+    })?;
+    // Fewer rows than counted (a delete since): the places never filled go.
+    items.truncate(read.min(count));
+    items.extend(more);
+    Ok(items)
 }
 
 /// The id and item text of a row of `items`.
@@ -287,6 +313,14 @@ const PARALLEL_ROWS: usize = 50_000;
 
 /// Rows handed to the parsing thread at a time.
 const ROW_BATCH: usize = 4096;
+
+/// Parses `rows` into `slots`, one for one (a batch never has more rows than its places).
+fn parse_rows_into(slots: &mut [InventoryItem], rows: Vec<(i64, String)>) -> rusqlite::Result<()> {
+    for (slot, (id, json)) in slots.iter_mut().zip(rows) {
+        *slot = from_json(id, &json)?;
+    }
+    Ok(())
+}
 
 fn parse_rows(rows: Vec<(i64, String)>) -> rusqlite::Result<Vec<InventoryItem>> {
     // Sized once: collecting a `Result` has no size hint and would grow the vector by doubling.
@@ -446,4 +480,51 @@ pub(crate) fn advance(tx: &Transaction<'_>, feature: Feature, clock: Clock) -> r
     )?
     .execute(params![feature.as_str(), at])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// `n` rows of items titled by their position.
+    fn rows(n: usize) -> impl FnMut() -> rusqlite::Result<Option<(i64, String)>> {
+        let mut at = 0usize;
+        move || {
+            at += 1;
+            Ok((at <= n).then(|| (at as i64, format!(r#"{{"title": "t{}", "ids": {{"tmdb": "{at}"}}}}"#, at - 1))))
+        }
+    }
+
+    fn titles(items: &[InventoryItem]) -> Vec<String> {
+        items.iter().map(|item| item.title.clone().unwrap()).collect()
+    }
+
+    /// Whatever the count said, every row comes back once, in order: rows written after the
+    /// count are added, rows deleted since leave no empty item behind.
+    #[test]
+    fn rows_parsed_in_parallel_come_back_in_order_whatever_the_count() {
+        let n = 3 * ROW_BATCH + 17;
+        let expected: Vec<String> = (0..n).map(|at| format!("t{at}")).collect();
+        for count in [n, n - 17, n - ROW_BATCH - 5, n + 1, n + ROW_BATCH, 2 * n, 1] {
+            let items = parse_in_parallel(count, rows(n)).unwrap();
+            assert_eq!(titles(&items), expected, "count {count}");
+        }
+    }
+
+    #[test]
+    fn a_bad_row_parsed_in_parallel_is_an_error_naming_it() {
+        for bad in [2, ROW_BATCH + 3, 2 * ROW_BATCH + 1, 3 * ROW_BATCH + 2] {
+            let mut good = rows(3 * ROW_BATCH + 17);
+            let mut at = 0;
+            let next = move || {
+                at += 1;
+                let row = good()?;
+                Ok(if at == bad { row.map(|(id, _)| (id, "{\"title\": 7}".to_owned())) } else { row })
+            };
+            let error = parse_in_parallel(3 * ROW_BATCH, next).unwrap_err();
+            assert!(error.to_string().contains(&format!("row {bad} ")), "{error}");
+        }
+    }
 }
