@@ -541,7 +541,7 @@ pub fn strong_tokens_of_normalized(item: &InventoryItem) -> BTreeSet<String> {
 pub fn write_strong_tokens_of_normalized(item: &InventoryItem, out: &mut String) {
     /// [`STRONG_NAMESPACES`] in the order of their tokens.
     const IN_TOKEN_ORDER: [&str; 4] = ["imdb", "tmdb", "trakt", "tvdb"];
-    let mut push = |token: &str| {
+    fn push(out: &mut String, token: &str) {
         if token.contains(' ') {
             return;
         }
@@ -549,29 +549,37 @@ pub fn write_strong_tokens_of_normalized(item: &InventoryItem, out: &mut String)
             out.push(' ');
         }
         out.push_str(token);
-    };
+    }
     match item.item_type {
         ItemType::Movie | ItemType::Show => {
-            let mut token = String::new();
-            // Ids are in namespace order, which is the tokens' order: one pass.
+            // Ids are in namespace order, which is the tokens' order: one pass, each token
+            // written straight into `out` (lower-cased there when it is ASCII, as it nearly
+            // always is).
             for (namespace, id) in item.ids.iter().filter(|(ns, _)| IN_TOKEN_ORDER.contains(ns)) {
-                {
-                    token.clear();
-                    token.push_str(namespace);
-                    token.push(':');
-                    token.push_str(id);
-                    if token.is_ascii() {
-                        token.make_ascii_lowercase();
-                        push(&token);
-                    } else {
-                        push(&token.to_lowercase());
+                let before = out.len();
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                let start = out.len();
+                out.push_str(namespace);
+                out.push(':');
+                out.push_str(id);
+                let token = &mut out[start..];
+                if token.is_ascii() {
+                    token.make_ascii_lowercase();
+                    if token.contains(' ') {
+                        out.truncate(before);
                     }
+                } else {
+                    let lowered = token.to_lowercase();
+                    out.truncate(before);
+                    push(out, &lowered);
                 }
             }
         }
         ItemType::Season | ItemType::Episode => {
             for token in strong_tokens_of_normalized(item) {
-                push(&token);
+                push(out, &token);
             }
         }
     }
@@ -959,6 +967,20 @@ mod tests {
             write_strong_tokens_of_normalized(&item, &mut written);
             prop_assert_eq!(written, tokens.into_iter().collect::<Vec<_>>().join(" "));
         }
+    }
+
+    /// Tokens are appended after what `out` holds; a token with a space (an id that was not
+    /// normalised) is left out without a stray separator; non-ASCII ids are lower-cased.
+    #[test]
+    fn written_tokens_append_and_skip_tokens_with_spaces() {
+        let raw = item(serde_json::json!({"ids": {"imdb": "TT1", "tmdb": "a b", "trakt": "Ö2", "tvdb": "3"}}));
+        let mut out = String::from("x");
+        write_strong_tokens_of_normalized(&raw, &mut out);
+        assert_eq!(out, "x imdb:tt1 trakt:ö2 tvdb:3");
+        let only_spaced = item(serde_json::json!({"ids": {"tmdb": "a b"}}));
+        let mut out = String::new();
+        write_strong_tokens_of_normalized(&only_spaced, &mut out);
+        assert_eq!(out, "");
     }
 
     #[test]
