@@ -161,10 +161,22 @@ fn text(out: &mut Vec<u8>, text: &str) {
 }
 
 fn ids(out: &mut Vec<u8>, ids: &Ids) {
-    varint(out, ids.len() as u64);
+    // The count goes first; fewer than 128 ids (always, in practice) take one byte, so the
+    // entries are written after a placeholder and counted on the way (one walk of the ids).
+    let at = out.len();
+    out.push(0);
+    let mut count = 0u64;
     for (namespace, id) in ids {
         text(out, namespace);
         text(out, id);
+        count += 1;
+    }
+    if count < 0x80 {
+        out[at] = count as u8;
+    } else {
+        let mut head = Vec::with_capacity(10);
+        varint(&mut head, count);
+        out.splice(at..=at, head);
     }
 }
 
@@ -401,6 +413,18 @@ mod tests {
             let _ = decode_all(&damaged);
             let cut = 1 + cut.index(bytes.len() - 1);
             prop_assert!(decode_all(&bytes[..cut]).is_err(), "a chunk cut at {} of {} bytes decoded", cut, bytes.len());
+        }
+    }
+
+    /// An item with more ids than fit a one-byte count (the count is written after them).
+    #[test]
+    fn many_ids_round_trip() {
+        for n in [127usize, 128, 300] {
+            let ids: Ids = (0..n).map(|i| (format!("ns{i:03}"), i.to_string())).collect();
+            let item = InventoryItem { ids: ids.clone(), show_ids: Some(ids), ..InventoryItem::default() };
+            let mut bytes = Vec::new();
+            encode_item(&mut bytes, &item);
+            assert_eq!(decode_item(&bytes).unwrap(), item, "{n} ids");
         }
     }
 

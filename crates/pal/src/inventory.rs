@@ -444,17 +444,19 @@ fn canonical_ids(ids: &Ids, out: &mut Vec<u8>) {
     const INLINE: usize = 8;
     let mut inline = [("", ""); INLINE];
     let mut spilled = Vec::new();
-    let entries: &mut [(&str, &str)] = if ids.len() <= INLINE {
-        let mut len = 0;
-        for (slot, entry) in inline.iter_mut().zip(ids) {
-            *slot = entry;
-            len += 1;
+    let mut len = 0;
+    for entry in ids {
+        if len < INLINE {
+            inline[len] = entry;
+        } else {
+            if spilled.is_empty() {
+                spilled.extend_from_slice(&inline);
+            }
+            spilled.push(entry);
         }
-        &mut inline[..len]
-    } else {
-        spilled.extend(ids);
-        &mut spilled
-    };
+        len += 1;
+    }
+    let entries: &mut [(&str, &str)] = if len <= INLINE { &mut inline[..len] } else { &mut spilled };
     // Stable, and the entries come bytewise: sorting by length alone gives the canonical order.
     entries.sort_by_key(|(namespace, _)| namespace.len());
     admit_core::write_cbor_map_head(out, entries.len());
