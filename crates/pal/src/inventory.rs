@@ -344,75 +344,43 @@ impl InventoryItem {
     /// An item with vendor payloads goes through the generic encoder; so does its error, a
     /// payload that cannot be encoded (a key that repeats a field's name).
     pub fn write_canonical_cbor(&self, out: &mut Vec<u8>) -> Result<(), admit_core::CanonicalError> {
-        use admit_core::{write_cbor_integer as integer, write_cbor_map_head as map_head, write_cbor_text as text};
+        use admit_core::{write_cbor_map_head as map_head, write_cbor_text as text};
         if !self.extra.is_empty() {
             return admit_core::write_canonical_cbor(self, out);
         }
-        let fields = 2 + [
-            self.year.is_some(),
-            self.title.is_some(),
-            self.rating.is_some(),
-            self.season.is_some(),
-            self.episode.is_some(),
-            self.rated_at.is_some(),
-            self.show_ids.is_some(),
-            self.watched_at.is_some(),
-            self.duration_ms.is_some(),
-            self.progress_at.is_some(),
-            self.progress_ms.is_some(),
-        ]
-        .into_iter()
-        .filter(|present| *present)
-        .count();
-        map_head(out, fields);
-        // Keys in canonical order: by length, then bytewise.
-        text(out, "ids");
-        canonical_ids(&self.ids, out);
-        text(out, "type");
-        text(out, self.item_type.as_str());
-        if let Some(year) = self.year {
-            text(out, "year");
-            integer(out, year);
+        /// A field's value, as the generic encoder writes it.
+        enum Value<'a> {
+            Integer(i128),
+            Text(&'a str),
+            Ids(&'a Ids),
         }
-        if let Some(title) = &self.title {
-            text(out, "title");
-            text(out, title);
-        }
-        if let Some(rating) = self.rating {
-            text(out, "rating");
-            integer(out, rating);
-        }
-        if let Some(season) = self.season {
-            text(out, "season");
-            integer(out, season);
-        }
-        if let Some(episode) = self.episode {
-            text(out, "episode");
-            integer(out, episode);
-        }
-        if let Some(rated_at) = &self.rated_at {
-            text(out, "rated_at");
-            text(out, rated_at);
-        }
-        if let Some(show_ids) = &self.show_ids {
-            text(out, "show_ids");
-            canonical_ids(show_ids, out);
-        }
-        if let Some(watched_at) = &self.watched_at {
-            text(out, "watched_at");
-            text(out, watched_at);
-        }
-        if let Some(duration_ms) = self.duration_ms {
-            text(out, "duration_ms");
-            integer(out, duration_ms);
-        }
-        if let Some(progress_at) = &self.progress_at {
-            text(out, "progress_at");
-            text(out, progress_at);
-        }
-        if let Some(progress_ms) = self.progress_ms {
-            text(out, "progress_ms");
-            integer(out, progress_ms);
+        use Value::{Ids as IdsOf, Integer, Text};
+        let integer = |n: Option<u64>| n.map(|n| Integer(n.into()));
+        // One table in canonical key order (by length, then bytewise): what is present gives
+        // both the map's size and its entries.
+        let fields: [(&str, Option<Value<'_>>); 13] = [
+            ("ids", Some(IdsOf(&self.ids))),
+            ("type", Some(Text(self.item_type.as_str()))),
+            ("year", self.year.map(|y| Integer(y.into()))),
+            ("title", self.title.as_deref().map(Text)),
+            ("rating", integer(self.rating.map(u64::from))),
+            ("season", integer(self.season.map(u64::from))),
+            ("episode", integer(self.episode.map(u64::from))),
+            ("rated_at", self.rated_at.as_deref().map(Text)),
+            ("show_ids", self.show_ids.as_ref().map(IdsOf)),
+            ("watched_at", self.watched_at.as_deref().map(Text)),
+            ("duration_ms", integer(self.duration_ms)),
+            ("progress_at", self.progress_at.as_deref().map(Text)),
+            ("progress_ms", integer(self.progress_ms)),
+        ];
+        map_head(out, fields.iter().filter(|(_, value)| value.is_some()).count());
+        for (key, value) in fields.iter().filter_map(|(key, value)| Some((key, value.as_ref()?))) {
+            text(out, key);
+            match value {
+                Integer(n) => admit_core::write_cbor_integer(out, *n),
+                Text(t) => text(out, t),
+                IdsOf(ids) => canonical_ids(ids, out),
+            }
         }
         Ok(())
     }
