@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use clap::Args;
 use cw_orchestrator::config::CwConfig;
-use cw_orchestrator::ingest::Inventory;
+use cw_orchestrator::ingest::{Entry, Inventory};
 use pal::inventory::{Feature, InventoryItem, InventoryProvider};
 use pal::secret::{Redactor, Secret};
 use pal::{CallSpec, CallTarget, Capability, Pipeline};
+use providers_local::file::{self, FileFormat};
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
-use crate::output::{emit, to_json_text};
+use crate::output::emit;
 use crate::providers::inventory_instance;
 use crate::sync_cmd::Globals;
 
@@ -29,52 +30,113 @@ pub(crate) struct DiffArgs {
     feature: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct OnlyOneSide {
     key: String,
     item: InventoryItem,
 }
 
+/// Written as `{"item": …, "key": …}`: keys in sorted order, as
+/// [`to_json_text`](crate::output::to_json_text) writes them.
+impl Serialize for OnlyOneSide {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut entry = serializer.serialize_struct("OnlyOneSide", 2)?;
+        entry.serialize_field("item", &self.item.sorted_keys())?;
+        entry.serialize_field("key", &self.key)?;
+        entry.end()
+    }
+}
+
+/// The fields in sorted order: the JSON is written straight from it (see [`Diff::to_json_text`]).
 #[derive(Debug, Serialize)]
 struct Diff {
+    matched: usize,
     only_left: Vec<OnlyOneSide>,
     only_right: Vec<OnlyOneSide>,
-    matched: usize,
 }
 
-/// The inventory provider `side` names (a config instance first, else a file), and its secrets.
-fn provider(side: &str, config: Option<&CwConfig>) -> Result<(Arc<dyn InventoryProvider>, Vec<Secret>), CliError> {
-    let (adapter, settings) = match config.and_then(|c| c.providers.get(side)) {
-        Some(instance) => (instance.adapter.clone(), instance.settings.clone()),
-        None if Path::new(side).is_file() => {
-            let mut settings = serde_json::Map::new();
-            settings.insert("path".to_owned(), serde_json::Value::String(side.to_owned()));
-            ("file".to_owned(), settings)
-        }
-        None => {
-            let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
-            return Err(CliError::Usage {
-                message: if known.is_empty() {
-                    format!("`{side}` is not an inventory file (give --config to use provider instances)")
-                } else {
-                    format!("`{side}` is neither a provider instance of the config ({known}) nor an inventory file")
-                },
-            });
-        }
-    };
-    let (provider, secrets) = inventory_instance(side, &adapter, &settings)
-        .map_err(|message| CliError::Usage { message: format!("`{side}`: {message}") })?;
-    Ok((provider, secrets))
+impl Diff {
+    /// What [`to_json_text`](crate::output::to_json_text) writes for the diff, without building
+    /// its value first: every map here serialises with sorted keys, and building a large diff's
+    /// value took longer than comparing its two sides.
+    fn to_json_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
 }
 
-async fn snapshot(
-    pipeline: &Pipeline,
-    provider: &Arc<dyn InventoryProvider>,
-    feature: Feature,
-) -> Result<Vec<InventoryItem>, CliError> {
-    let op = Capability::Inventory.op("build_index").map_err(|message| CliError::Usage { message })?;
-    let spec = CallSpec::new(CallTarget::new(Capability::Inventory, provider.name()), op);
-    Ok(pipeline.call(&spec, || provider.build_index(feature)).await?)
+/// A side of the diff, opened.
+enum Side {
+    /// An inventory file named on the command line, read here with the `file` adapter's parser
+    /// (the same items, checks and one-item-per-key rule) rather than through a provider call:
+    /// a local read has nothing for the call pipeline to time out, retry or rate-limit, and
+    /// each item becomes its index entry on the thread that parsed it.
+    File { feature: Feature, entries: Vec<Entry> },
+    /// A provider instance of the config, and its secrets.
+    Provider { provider: Arc<dyn InventoryProvider>, secrets: Vec<Secret> },
+}
+
+impl Side {
+    /// The side `name` names: a provider instance of the config first, else a file.
+    fn open(name: &str, config: Option<&CwConfig>) -> Result<Side, CliError> {
+        if let Some(instance) = config.and_then(|c| c.providers.get(name)) {
+            let (provider, secrets) = inventory_instance(name, &instance.adapter, &instance.settings)
+                .map_err(|message| CliError::Usage { message: format!("`{name}`: {message}") })?;
+            return Ok(Side::Provider { provider, secrets });
+        }
+        if Path::new(name).is_file() {
+            let to_entry = |feature: Feature, item: InventoryItem| Entry::new(feature, item);
+            let (_, feature, entries) = file::load_with(Path::new(name), FileFormat::Auto, None, &to_entry)
+                .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
+            return Ok(Side::File { feature, entries: entries.into_iter().flatten().collect() });
+        }
+        let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        Err(CliError::Usage {
+            message: if known.is_empty() {
+                format!("`{name}` is not an inventory file (give --config to use provider instances)")
+            } else {
+                format!("`{name}` is neither a provider instance of the config ({known}) nor an inventory file")
+            },
+        })
+    }
+
+    /// The features the side holds, in the order the default feature is chosen from.
+    fn features(&self) -> Vec<Feature> {
+        match self {
+            Side::File { feature, .. } => vec![*feature],
+            Side::Provider { provider, .. } => provider.features().list(),
+        }
+    }
+
+    /// The side's items of `feature` (a provider's snapshot, through the call pipeline), ready
+    /// to be indexed.
+    async fn read(self, pipeline: &Pipeline, feature: Feature) -> Result<Read, CliError> {
+        match self {
+            Side::File { entries, .. } => Ok(Read::Entries(entries)),
+            Side::Provider { provider, .. } => {
+                let op = Capability::Inventory.op("build_index").map_err(|message| CliError::Usage { message })?;
+                let spec = CallSpec::new(CallTarget::new(Capability::Inventory, provider.name()), op);
+                Ok(Read::Items(pipeline.call(&spec, || provider.build_index(feature)).await?))
+            }
+        }
+    }
+}
+
+/// A side's items of the feature compared.
+enum Read {
+    Items(Vec<InventoryItem>),
+    Entries(Vec<Entry>),
+}
+
+impl Read {
+    fn index(self, feature: Feature) -> Inventory {
+        match self {
+            Read::Items(items) => Inventory::from_items(feature, items),
+            Read::Entries(entries) => Inventory::from_entries(feature, entries),
+        }
+    }
 }
 
 fn only_in(this: &Inventory, other: &Inventory) -> Vec<OnlyOneSide> {
@@ -96,35 +158,37 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
         None => None,
     };
     let (left_name, right_name) = (&args.left, &args.right);
-    // Opening a file inventory parses it: the two sides are read on their own threads.
-    let (left, right) = both(|| provider(left_name, config.as_ref()), || provider(right_name, config.as_ref()));
-    let ((left, mut secrets), (right, right_secrets)) = (left?, right?);
-    secrets.extend(right_secrets);
+    // Opening a file reads it: the two sides are opened on their own threads.
+    let (left, right) = both(|| Side::open(left_name, config.as_ref()), || Side::open(right_name, config.as_ref()));
+    let (left, right) = (left?, right?);
     let feature = match &args.feature {
         Some(name) => name.parse::<Feature>().map_err(|message| CliError::Usage { message })?,
-        None => left.features().list().into_iter().find(|f| right.features().supports(*f)).ok_or_else(|| {
-            CliError::Usage { message: format!("`{left_name}` and `{right_name}` share no feature; give --feature") }
+        None => left.features().into_iter().find(|f| right.features().contains(f)).ok_or_else(|| CliError::Usage {
+            message: format!("`{left_name}` and `{right_name}` share no feature; give --feature"),
         })?,
     };
-    for (name, provider) in [(&left_name, &left), (&right_name, &right)] {
-        if !provider.features().supports(feature) {
+    for (name, side) in [(&left_name, &left), (&right_name, &right)] {
+        if !side.features().contains(&feature) {
             return Err(CliError::Usage { message: format!("`{name}` does not hold the {feature} feature") });
         }
     }
+    let secrets = [&left, &right].into_iter().flat_map(|side| match side {
+        Side::Provider { secrets, .. } => secrets.as_slice(),
+        Side::File { .. } => &[],
+    });
     let pipeline = Pipeline::default();
-    pipeline.set_redactor(Redactor::new(secrets.iter()));
-    let left_items = snapshot(&pipeline, &left, feature).await?;
-    let right_items = snapshot(&pipeline, &right, feature).await?;
-    let (left_side, right_side) =
-        both(|| Inventory::from_items(feature, left_items), || Inventory::from_items(feature, right_items));
+    pipeline.set_redactor(Redactor::new(secrets));
+    let left = left.read(&pipeline, feature).await?;
+    let right = right.read(&pipeline, feature).await?;
+    let (left_side, right_side) = both(|| left.index(feature), || right.index(feature));
     let (only_left, only_right) = both(|| only_in(&left_side, &right_side), || only_in(&right_side, &left_side));
     let matched = left_side.len() - only_left.len();
     // The process ends after printing: the OS takes the inventories back faster than freeing
     // them item by item would.
     std::mem::forget((left_side, right_side));
-    let result = Diff { only_left, only_right, matched };
+    let result = Diff { matched, only_left, only_right };
     if globals.json {
-        emit(&to_json_text(&result));
+        emit(&result.to_json_text());
         return Ok(exit::OK);
     }
     let mut text = String::new();
@@ -148,4 +212,38 @@ fn both<L: Send, R: Send>(left: impl FnOnce() -> L + Send, right: impl FnOnce() 
         let left = left();
         (left, right.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use pal::inventory::ItemType;
+
+    use super::*;
+    use crate::output::to_json_text;
+
+    /// The diff written straight is what its value writes (sorted keys, vendor payloads among
+    /// the fields).
+    #[test]
+    fn the_json_text_is_the_value_text() {
+        let mut item = InventoryItem {
+            item_type: ItemType::Episode,
+            title: Some("Pilot".to_owned()),
+            year: Some(2008),
+            ids: [("tvdb", "349232"), ("imdb", "tt0959621")].into_iter().collect(),
+            show_ids: Some([("tvdb", "81189")].into_iter().collect()),
+            season: Some(1),
+            episode: Some(1),
+            rating: Some(9),
+            rated_at: Some("2024-01-01T00:00:00Z".to_owned()),
+            ..InventoryItem::default()
+        };
+        item.extra.insert("plex".to_owned(), serde_json::json!({"ratingKey": "5", "guid": "x"}));
+        item.extra.insert("_cw_transient".to_owned(), serde_json::json!(true));
+        let diff = Diff {
+            matched: 7,
+            only_left: vec![OnlyOneSide { key: "tvdb:349232".to_owned(), item: item.clone() }],
+            only_right: vec![OnlyOneSide { key: "title:b".to_owned(), item: InventoryItem::default() }],
+        };
+        assert_eq!(diff.to_json_text(), to_json_text(&diff));
+    }
 }

@@ -99,3 +99,43 @@ fn bad_sides_and_features_fail_clearly() {
     fails(&["diff", "lib", "nope", "--config", "cw.yaml"], "neither a provider instance of the config (lib)");
     fails(&["diff", "lib", "left.json", "--config", "missing.yaml"], "missing.yaml");
 }
+
+/// Files named on the command line are read directly, not through the `file` adapter: both
+/// ways give the same diff, for a file large enough to be parsed on several threads, with
+/// repeated keys (the later item wins), ids to normalise, and items matched by a shared id.
+#[test]
+fn files_read_directly_diff_as_through_the_file_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let left: Vec<Value> = (0..12_000)
+        .map(|n| {
+            let imdb = if n % 3 == 0 { format!("TT{n:08}") } else { format!("tt{n:08}") };
+            json!({"type": "movie", "title": format!("Left {n}, \"quoted\""), "year": 1950 + n % 70,
+                   "ids": {"imdb": imdb, "trakt": (n + 7).to_string()}})
+        })
+        .chain((0..500).map(|n| json!({"title": format!("Again {n}"), "ids": {"imdb": format!("tt{n:08}")}})))
+        .collect();
+    let right: Vec<Value> = (6_000..15_000)
+        .map(|n| json!({"type": "movie", "title": format!("Right {n}"), "ids": {"trakt": (n + 7).to_string()}}))
+        .collect();
+    let left = serde_json::to_string_pretty(&left).unwrap();
+    assert!(left.len() > 1 << 20, "large enough to be parsed in parts");
+    write(dir.path(), "left.json", &left);
+    write(dir.path(), "right.json", &serde_json::to_string(&right).unwrap());
+    write(
+        dir.path(),
+        "cw.yaml",
+        "providers:\n  l: { adapter: file, path: left.json }\n  r: { adapter: file, path: right.json }\n",
+    );
+    let direct = cw(dir.path(), &["diff", "left.json", "right.json", "--json"]);
+    assert!(direct.status.success(), "{}", String::from_utf8_lossy(&direct.stderr));
+    let adapter = cw(dir.path(), &["diff", "l", "r", "--config", "cw.yaml", "--json"]);
+    assert!(adapter.status.success(), "{}", String::from_utf8_lossy(&adapter.stderr));
+    assert_eq!(String::from_utf8(direct.stdout.clone()).unwrap(), String::from_utf8(adapter.stdout).unwrap());
+    let diff: Value = serde_json::from_slice(&direct.stdout).unwrap();
+    assert_eq!(diff["matched"], 6_000);
+    assert_eq!(diff["only_left"].as_array().unwrap().len(), 6_000);
+    assert_eq!(diff["only_right"].as_array().unwrap().len(), 3_000);
+    // The repeated keys' later items won.
+    assert_eq!(diff["only_left"][0]["item"]["title"], "Again 0");
+    assert_eq!(diff["only_left"][0]["key"], "imdb:tt00000000");
+}

@@ -124,10 +124,16 @@ struct Scratch {
     item: Vec<u8>,
 }
 
+thread_local! {
+    /// The scratch of [`Entry::new`], one per thread that builds entries.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 impl Entry {
-    #[cfg(test)]
-    fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
-        Entry::with_scratch(feature, raw, &mut Scratch::default(), Keep::Item)
+    /// The entry of one raw item for `feature`, as indexing a side builds it (see
+    /// [`Inventory::from_entries`]); `None` for a ratings item whose rating normalises to none.
+    pub fn new(feature: Feature, raw: InventoryItem) -> Option<Entry> {
+        SCRATCH.with_borrow_mut(|scratch| Entry::with_scratch(feature, raw, scratch, Keep::Item))
     }
 
     /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
@@ -689,8 +695,10 @@ impl Inventory {
         Inventory::from_entries(feature, entries_in_parallel(feature, &mut items))
     }
 
-    /// Indexes `entries`; on equal keys the first wins and the others' tokens are merged in.
-    fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
+    /// Indexes `entries` (built by [`Entry::new`] for this feature); on equal keys the first
+    /// wins and the others' tokens are merged in. [`Inventory::from_items`] builds the entries
+    /// itself; a caller that reads items from somewhere can build each entry as it reads it.
+    pub fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
         if !entries.is_sorted_by(|a, b| a.key <= b.key) {
             // Sorted by a compact copy of the keys (contiguous, so the sort stays in cache),
             // then moved into place once. Stable: the first of equal keys stays first.

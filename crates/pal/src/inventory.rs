@@ -386,6 +386,91 @@ impl InventoryItem {
     }
 }
 
+/// An item that serialises with its keys in sorted order, its fields and `extra` merged:
+/// what serialising [`serde_json::to_value`] of the item writes, without building the value.
+/// JSON that cw writes has sorted keys, and a large listing (`cw diff`) spent most of its
+/// output time building values.
+#[derive(Debug, Clone, Copy)]
+pub struct SortedKeys<'a>(&'a InventoryItem);
+
+/// A field's value in [`SortedKeys`].
+enum FieldValue<'a> {
+    Type(ItemType),
+    Text(&'a str),
+    Signed(i64),
+    Unsigned(u64),
+    Ids(&'a Ids),
+}
+
+impl Serialize for FieldValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Type(item_type) => item_type.serialize(serializer),
+            FieldValue::Text(text) => serializer.serialize_str(text),
+            FieldValue::Signed(n) => serializer.serialize_i64(*n),
+            FieldValue::Unsigned(n) => serializer.serialize_u64(*n),
+            FieldValue::Ids(ids) => ids.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for SortedKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use FieldValue::{Ids as IdsOf, Signed, Text, Unsigned};
+        use serde::ser::SerializeMap;
+        let item = self.0;
+        let unsigned = |n: Option<u64>| n.map(Unsigned);
+        // In key order (bytewise), as a map of the fields would hold them.
+        let fields: [(&str, Option<FieldValue<'_>>); 13] = [
+            ("duration_ms", unsigned(item.duration_ms)),
+            ("episode", unsigned(item.episode.map(u64::from))),
+            ("ids", Some(IdsOf(&item.ids))),
+            ("progress_at", item.progress_at.as_deref().map(Text)),
+            ("progress_ms", unsigned(item.progress_ms)),
+            ("rated_at", item.rated_at.as_deref().map(Text)),
+            ("rating", unsigned(item.rating.map(u64::from))),
+            ("season", unsigned(item.season.map(u64::from))),
+            ("show_ids", item.show_ids.as_ref().map(IdsOf)),
+            ("title", item.title.as_deref().map(Text)),
+            ("type", Some(FieldValue::Type(item.item_type))),
+            ("watched_at", item.watched_at.as_deref().map(Text)),
+            ("year", item.year.map(|y| Signed(y.into()))),
+        ];
+        // A key of `extra` that repeats a field's name takes the field's place, as it does in
+        // the value (flattened entries are written after the fields).
+        let present = || fields.iter().filter_map(|(key, value)| Some((*key, value.as_ref()?)));
+        let fields_kept = present().filter(|(key, _)| !item.extra.contains_key(*key)).count();
+        let mut map = serializer.serialize_map(Some(fields_kept + item.extra.len()))?;
+        let mut fields = present().filter(|(key, _)| !item.extra.contains_key(*key)).peekable();
+        let mut extra = item.extra.iter().peekable();
+        loop {
+            match (fields.peek(), extra.peek()) {
+                (Some((field, value)), Some((key, _))) if *field < key.as_str() => {
+                    map.serialize_entry(field, value)?;
+                    fields.next();
+                }
+                (_, Some((key, value))) => {
+                    map.serialize_entry(key, value)?;
+                    extra.next();
+                }
+                (Some((field, value)), None) => {
+                    map.serialize_entry(field, value)?;
+                    fields.next();
+                }
+                (None, None) => break,
+            }
+        }
+        map.end()
+    }
+}
+
+impl InventoryItem {
+    /// The item as a map with sorted keys (see [`SortedKeys`]).
+    pub fn sorted_keys(&self) -> SortedKeys<'_> {
+        SortedKeys(self)
+    }
+}
+
 /// The snapshot hash of `items` as facts ([`admit_core::snapshot_hash`], the same digest)
 /// through the hand-written encoder ([`InventoryItem::write_canonical_cbor`]).
 pub fn snapshot_hash(
@@ -596,6 +681,17 @@ mod tests {
             let mut fast = Vec::new();
             let fast = item.write_canonical_cbor(&mut fast).map(|()| fast);
             prop_assert_eq!(fast, admit_core::to_canonical_cbor(&item));
+        }
+
+        /// Serialised with sorted keys, an item is its value serialised (the value's maps are
+        /// ordered by key), byte for byte.
+        #[test]
+        fn sorted_keys_serialise_as_the_value(item in arb_item()) {
+            let value = serde_json::to_value(&item).unwrap();
+            prop_assert_eq!(
+                serde_json::to_string_pretty(&item.sorted_keys()).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap()
+            );
         }
 
         /// So is the snapshot hash of a list of items.

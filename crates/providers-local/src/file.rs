@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use admit_core::{Digest, DigestAlgorithm, ErrorClass, ErrorCode, ProviderError, ProviderPhase};
+use compact_str::CompactString;
 use pal::inventory::{
     Feature, Features, IndexSemantics, InventoryCapabilities, InventoryItem, InventoryProvider, WriteResult,
 };
@@ -177,103 +178,203 @@ fn looks_like_json(text: &str) -> bool {
 /// The items of a JSON file: an array of items or an object of items (in key order). Each
 /// item is normalised; an item with neither ids nor a title is refused, naming it.
 pub fn parse_json(path: &Path, text: &str) -> Result<Vec<InventoryItem>, FileError> {
-    json_items(path, text).map(|items| items.items)
+    json_items(path, text, Feature::Watchlist, &|_, item| item).map(|parsed| parsed.items)
 }
 
-/// Where an item stands in a JSON file, for errors: `[3]`, or the object key in quotes. Kept
-/// unformatted, since it is only shown for a bad item.
-enum At {
+/// Where an item stands in a JSON file, for errors: `[3]`, or the object key in quotes.
+enum At<'a> {
     Index(usize),
-    Key(String),
+    Key(&'a str),
 }
 
-impl fmt::Display for At {
+impl fmt::Display for At<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             At::Index(i) => write!(f, "[{i}]"),
-            At::Key(key) => write!(f, "{}", Value::String(key.clone())),
+            At::Key(key) => write!(f, "{}", Value::String((*key).to_owned())),
         }
     }
 }
 
-/// The items of a JSON file, normalised, and for an object the keys they stood under.
-struct JsonItems {
-    items: Vec<InventoryItem>,
-    keys: Option<Vec<String>>,
+/// Why an item of a JSON file cannot be used: the field at fault (when one is) and what is wrong.
+#[derive(Debug)]
+struct Unusable {
+    field: Option<&'static str>,
+    message: String,
 }
 
-impl JsonItems {
-    /// Where the item at `index` stands in the file.
-    fn at(&self, index: usize) -> At {
-        match &self.keys {
-            Some(keys) => At::Key(keys.get(index).cloned().unwrap_or_default()),
-            None => At::Index(index),
-        }
+impl Unusable {
+    fn error(self, path: &Path, at: At<'_>) -> FileError {
+        let field = match self.field {
+            Some(field) => format!("{at}.{field}"),
+            None => at.to_string(),
+        };
+        FileError::at(path, None, None, Some(&field), self.message)
     }
 }
 
-/// The items of a JSON file, normalised, each with an id or a title.
-fn json_items(path: &Path, text: &str) -> Result<JsonItems, FileError> {
+/// The key repeated items of a file are found by ([`dedupe`]), with its hash: computed where the
+/// item is parsed, so a large file's keys are made on every thread at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ItemKey {
+    hash: u64,
+    key: CompactString,
+}
+
+impl ItemKey {
+    /// The key of `item` for `feature`: `canonical_key` (where the item was normalised,
+    /// [`keys::canonical_key_of_normalized`]) and for history the play's time.
+    fn of(feature: Feature, item: &InventoryItem, canonical_key: fn(&InventoryItem) -> String) -> ItemKey {
+        let mut key = CompactString::from(canonical_key(item));
+        if feature == Feature::History {
+            key.push('@');
+            key.push_str(&crate::store::play_of(item.watched_at.as_deref()));
+        }
+        ItemKey { hash: hash_key(&key), key }
+    }
+}
+
+/// What `map` made of a file's items, in file order, and each item's key.
+struct Parsed<T> {
+    items: Vec<T>,
+    keys: Vec<ItemKey>,
+}
+
+impl<T> Parsed<T> {
+    fn with_capacity(capacity: usize) -> Parsed<T> {
+        Parsed { items: Vec::with_capacity(capacity), keys: Vec::with_capacity(capacity) }
+    }
+
+    fn push(&mut self, (item, key): (T, ItemKey)) {
+        self.items.push(item);
+        self.keys.push(key);
+    }
+
+    fn append(&mut self, mut other: Parsed<T>) {
+        self.items.append(&mut other.items);
+        self.keys.append(&mut other.keys);
+    }
+}
+
+/// Normalises a parsed JSON item, checks it for `feature` (an item needs ids or a title; a
+/// rating, a rating from 1 to 10), and hands it to `map`, with its key.
+fn finish_json<T>(
+    feature: Feature,
+    raw: InventoryItem,
+    map: &(impl Fn(Feature, InventoryItem) -> T + ?Sized),
+) -> Result<(T, ItemKey), Unusable> {
+    let item = keys::normalize_item_owned(raw);
+    if item.ids.is_empty()
+        && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
+        && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
+    {
+        return Err(Unusable { field: None, message: "the item has no ids and no title".to_owned() });
+    }
+    if feature == Feature::Ratings && !item.rating.is_some_and(|r| (1..=10).contains(&r)) {
+        let found = item.rating.map_or("none".to_owned(), |r| r.to_string());
+        let message = format!("a rating must be an integer from 1 to 10 (found {found})");
+        return Err(Unusable { field: Some("rating"), message });
+    }
+    let key = ItemKey::of(feature, &item, keys::canonical_key_of_normalized);
+    Ok((map(feature, item), key))
+}
+
+/// The items of a JSON file for `feature`, each normalised, checked and mapped (see
+/// [`finish_json`]), in file order; an object's items are in key order.
+fn json_items<T: Send>(
+    path: &Path,
+    text: &str,
+    feature: Feature,
+    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+) -> Result<Parsed<T>, FileError> {
     let serde_error = |e: serde_json::Error| {
         let (line, column) = (e.line() as u64, e.column() as u64);
         FileError::at(path, (line > 0).then_some(line), (column > 0).then_some(column), None, e.to_string())
     };
-    let parsed = match text.trim_start().chars().next() {
-        Some('[') => {
-            JsonItems { items: parse_array(text, keys::normalize_item_owned).map_err(serde_error)?, keys: None }
-        }
+    let finish = |raw: InventoryItem| finish_json(feature, raw, map);
+    match text.trim_start().chars().next() {
+        Some('[') => parse_array(text, &finish).map_err(|e| match e {
+            ArrayError::Syntax(e) => serde_error(e),
+            ArrayError::Unusable { index, unusable } => unusable.error(path, At::Index(index)),
+        }),
         Some('{') => {
-            let (keys, items): (Vec<String>, Vec<InventoryItem>) =
-                serde_json::from_str::<BTreeMap<String, InventoryItem>>(text).map_err(serde_error)?.into_iter().unzip();
-            JsonItems { items: items.into_iter().map(keys::normalize_item_owned).collect(), keys: Some(keys) }
+            let object = serde_json::from_str::<BTreeMap<String, InventoryItem>>(text).map_err(serde_error)?;
+            let mut parsed = Parsed::with_capacity(object.len());
+            for (key, raw) in object {
+                parsed.push(finish(raw).map_err(|unusable| unusable.error(path, At::Key(&key)))?);
+            }
+            Ok(parsed)
         }
         _ => {
             let message = "expected JSON: an array of items or an object of items";
-            return Err(FileError::at(path, None, None, None, message));
+            Err(FileError::at(path, None, None, None, message))
         }
-    };
-    let anonymous = parsed.items.iter().position(|item| {
-        item.ids.is_empty()
-            && item.show_ids.as_ref().is_none_or(|ids| ids.is_empty())
-            && item.title.as_deref().is_none_or(|t| t.trim().is_empty())
-    });
-    if let Some(index) = anonymous {
-        let at = parsed.at(index).to_string();
-        return Err(FileError::at(path, None, None, Some(&at), "the item has no ids and no title"));
     }
-    Ok(parsed)
 }
 
 /// Below this size a JSON array is parsed on one thread.
 const PARALLEL_PARSE_BYTES: usize = 1 << 20;
 
+/// Why a JSON array's items could not be read: the text is not an array of items, or the item
+/// at `index` (the first such) is unusable.
+#[derive(Debug)]
+enum ArrayError {
+    Syntax(serde_json::Error),
+    Unusable { index: usize, unusable: Unusable },
+}
+
 /// The items of a JSON array, each passed through `finish`. A large array is cut at element
 /// boundaries and its parts parsed (and finished) on a thread each; anything unexpected (the
 /// text is not valid JSON, say) sends it to the one-thread parse, whose error names the line and
-/// column.
-fn parse_array(text: &str, finish: fn(InventoryItem) -> InventoryItem) -> serde_json::Result<Vec<InventoryItem>> {
-    let sequential =
-        || serde_json::from_str::<Vec<InventoryItem>>(text).map(|items| items.into_iter().map(finish).collect());
+/// column. As on one thread, a syntax error anywhere comes before an unusable item.
+fn parse_array<T: Send>(
+    text: &str,
+    finish: &(impl Fn(InventoryItem) -> Result<(T, ItemKey), Unusable> + Sync),
+) -> Result<Parsed<T>, ArrayError> {
+    let sequential = || {
+        let raws = serde_json::from_str::<Vec<InventoryItem>>(text).map_err(ArrayError::Syntax)?;
+        let mut parsed = Parsed::with_capacity(raws.len());
+        for (index, raw) in raws.into_iter().enumerate() {
+            parsed.push(finish(raw).map_err(|unusable| ArrayError::Unusable { index, unusable })?);
+        }
+        Ok(parsed)
+    };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4);
     if threads < 2 || text.len() < PARALLEL_PARSE_BYTES {
         return sequential();
     }
-    let Some(parts) = split_array(text, threads) else { return sequential() };
-    let parsed: Vec<serde_json::Result<Vec<InventoryItem>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts.iter().map(|part| scope.spawn(move || parse_elements(part, finish))).collect();
+    let Some(runs) = split_array(text, threads) else { return sequential() };
+    let parts: Vec<serde_json::Result<Part<T>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs.iter().map(|run| scope.spawn(move || parse_elements(run, finish))).collect();
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     });
-    let mut items = Vec::with_capacity(parsed.iter().map(|part| part.as_ref().map_or(0, Vec::len)).sum());
-    for part in parsed {
-        match part {
-            Ok(part) => items.extend(part),
-            Err(_) => return sequential(),
-        }
+    if parts.iter().any(Result::is_err) {
+        return sequential();
     }
-    Ok(items)
+    let mut parsed = Parsed::with_capacity(parts.iter().map(|part| part.as_ref().map_or(0, Part::len)).sum());
+    for part in parts.into_iter().flatten() {
+        if let Some((at, unusable)) = part.unusable {
+            return Err(ArrayError::Unusable { index: parsed.items.len() + at, unusable });
+        }
+        parsed.append(part.parsed);
+    }
+    Ok(parsed)
+}
+
+/// A run's items, or after its first unusable item (where it stands in the run, and why) the
+/// items before it: the rest of the run is still parsed, for its syntax.
+struct Part<T> {
+    parsed: Parsed<T>,
+    unusable: Option<(usize, Unusable)>,
+}
+
+impl<T> Part<T> {
+    fn len(&self) -> usize {
+        self.parsed.items.len()
+    }
 }
 
 /// JSON's whitespace.
@@ -318,20 +419,32 @@ fn split_array(text: &str, parts: usize) -> Option<Vec<&str>> {
     Some(runs)
 }
 
-/// The elements of a run of [`split_array`]: values separated by commas.
-fn parse_elements(run: &str, finish: fn(InventoryItem) -> InventoryItem) -> serde_json::Result<Vec<InventoryItem>> {
+/// The elements of a run of [`split_array`]: values separated by commas, each passed through
+/// `finish` up to the first unusable one.
+fn parse_elements<T>(
+    run: &str,
+    finish: &impl Fn(InventoryItem) -> Result<(T, ItemKey), Unusable>,
+) -> serde_json::Result<Part<T>> {
     use serde::de::Error as _;
-    let mut items = Vec::new();
+    let mut part = Part { parsed: Parsed::with_capacity(0), unusable: None };
+    let mut seen = 0;
     let mut rest = run.trim_start_matches(JSON_WHITESPACE);
     while !rest.is_empty() {
         let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<InventoryItem>();
-        let item = stream.next().ok_or_else(|| serde_json::Error::custom("expected an item"))??;
-        if items.is_empty() {
+        let raw = stream.next().ok_or_else(|| serde_json::Error::custom("expected an item"))??;
+        if seen == 0 {
             // Sized from the first item: grown by doubling, a large run's items would be copied
             // several times over into fresh memory.
-            items.reserve(run.len() / stream.byte_offset().max(1) + 1);
+            let capacity = run.len() / stream.byte_offset().max(1) + 1;
+            part.parsed = Parsed::with_capacity(capacity);
         }
-        items.push(finish(item));
+        if part.unusable.is_none() {
+            match finish(raw) {
+                Ok(finished) => part.parsed.push(finished),
+                Err(unusable) => part.unusable = Some((seen, unusable)),
+            }
+        }
+        seen += 1;
         rest = rest.get(stream.byte_offset()..).unwrap_or_default().trim_start_matches(JSON_WHITESPACE);
         if !rest.is_empty() {
             rest = rest.strip_prefix(',').ok_or_else(|| serde_json::Error::custom("expected `,`"))?;
@@ -341,62 +454,23 @@ fn parse_elements(run: &str, finish: fn(InventoryItem) -> InventoryItem) -> serd
             }
         }
     }
-    Ok(items)
+    Ok(part)
 }
 
-/// Checks items against the feature: ratings need a rating from 1 to 10.
-fn check_feature(path: &Path, feature: Feature, items: &JsonItems) -> Result<(), FileError> {
-    if feature == Feature::Ratings {
-        for (index, item) in items.items.iter().enumerate() {
-            if !item.rating.is_some_and(|r| (1..=10).contains(&r)) {
-                let found = item.rating.map_or("none".to_owned(), |r| r.to_string());
-                let message = format!("a rating must be an integer from 1 to 10 (found {found})");
-                return Err(FileError::at(path, None, None, Some(&format!("{}.rating", items.at(index))), message));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One entry per key (history: per play): a repeated entry replaces the earlier one, in its
-/// place, as if the file's rows were applied in order. `canonical_key` is the item's key
-/// ([`keys::canonical_key_of_normalized`] where the items are known to be normalised).
-fn dedupe(
-    feature: Feature,
-    items: Vec<InventoryItem>,
-    canonical_key: fn(&InventoryItem) -> String,
-) -> Vec<InventoryItem> {
-    dedupe_by_hash(feature, items, canonical_key, hash_key)
-}
-
-/// [`dedupe`] with the hash keys are filed by.
-fn dedupe_by_hash(
-    feature: Feature,
-    items: Vec<InventoryItem>,
-    canonical_key: fn(&InventoryItem) -> String,
-    hash_key: fn(&str) -> u64,
-) -> Vec<InventoryItem> {
-    let key_of = |item: &InventoryItem| {
-        let key = canonical_key(item);
-        if feature == Feature::History {
-            format!("{key}@{}", crate::store::play_of(item.watched_at.as_deref()))
-        } else {
-            key
-        }
-    };
-    // Keys are filed by their 64-bit hash (no string kept per item); a key whose hash is
-    // taken by another key, which practically never happens, is filed by itself. Done in
-    // place: a file without repeated keys (the usual one) moves no item.
-    let mut items = items;
+/// One item per key (history: per play), the keys being `parsed.keys`: a repeated item
+/// replaces the earlier one, in its place, as if the file's rows were applied in order.
+fn dedupe<T>(parsed: Parsed<T>) -> Vec<T> {
+    let Parsed { mut items, keys } = parsed;
+    // Keys are filed by their 64-bit hash; a key whose hash is taken by another key, which
+    // practically never happens, is filed by itself. Done in place: a file without repeated
+    // keys (the usual one) moves no item.
     let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(items.len());
-    let mut collided: HashMap<String, usize> = HashMap::new();
+    let mut collided: HashMap<&str, usize> = HashMap::new();
     let mut repeated = vec![false; items.len()];
-    for index in 0..items.len() {
-        let key = key_of(&items[index]);
-        let hash = hash_key(&key);
-        let found = match by_hash.get(&hash) {
-            Some(&at) if key_of(&items[at]) == key => Some(at),
-            Some(_) => collided.get(&key).copied(),
+    for (index, ItemKey { hash, key }) in keys.iter().enumerate() {
+        let found = match by_hash.get(hash) {
+            Some(&at) if keys[at].key == *key => Some(at),
+            Some(_) => collided.get(key.as_str()).copied(),
             None => None,
         };
         match found {
@@ -405,19 +479,21 @@ fn dedupe_by_hash(
                 items.swap(at, index);
                 repeated[index] = true;
             }
-            None if by_hash.contains_key(&hash) => {
+            None if by_hash.contains_key(hash) => {
                 collided.insert(key, index);
             }
             None => {
-                by_hash.insert(hash, index);
+                by_hash.insert(*hash, index);
             }
         }
     }
-    let mut index = 0;
-    items.retain(|_| {
-        index += 1;
-        !repeated[index - 1]
-    });
+    if repeated.contains(&true) {
+        let mut index = 0;
+        items.retain(|_| {
+            index += 1;
+            !repeated[index - 1]
+        });
+    }
     items
 }
 
@@ -433,16 +509,30 @@ pub fn load(
     format: FileFormat,
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
-    parse(path, &read(path)?, format, feature)
+    parse(path, &read(path)?, format, feature, &|_, item| item)
 }
 
-/// [`load`] of the file's text.
-fn parse(
+/// [`load`], with each item — normalised, checked, and one per key — handed to `map` with the
+/// file's feature, on the thread that parsed it: a caller that turns items into something
+/// else (an index) does so while each item is fresh, without a second pass over them all.
+/// `map` sees the items that later repeat a key too (only what it makes of the last is kept).
+pub fn load_with<T: Send>(
+    path: &Path,
+    format: FileFormat,
+    feature: Option<Feature>,
+    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+) -> Result<(Kind, Feature, Vec<T>), FileError> {
+    parse(path, &read(path)?, format, feature, map)
+}
+
+/// [`load_with`] of the file's text.
+fn parse<T: Send>(
     path: &Path,
     text: &str,
     format: FileFormat,
     feature: Option<Feature>,
-) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
+    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+) -> Result<(Kind, Feature, Vec<T>), FileError> {
     let json = match format {
         FileFormat::Auto => looks_like_json(text),
         FileFormat::Json => true,
@@ -450,12 +540,16 @@ fn parse(
     };
     if json {
         let feature = feature.unwrap_or(Feature::Watchlist);
-        let items = json_items(path, text)?;
-        check_feature(path, feature, &items)?;
-        Ok((Kind::Json, feature, dedupe(feature, items.items, keys::canonical_key_of_normalized)))
+        let parsed = json_items(path, text, feature, map)?;
+        Ok((Kind::Json, feature, dedupe(parsed)))
     } else {
         let export = imdb::parse(path, text, feature)?;
-        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(export.feature, export.items, keys::canonical_key)))
+        let mut parsed = Parsed::with_capacity(export.items.len());
+        for item in export.items {
+            let key = ItemKey::of(export.feature, &item, keys::canonical_key);
+            parsed.push((map(export.feature, item), key));
+        }
+        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(parsed)))
     }
 }
 
@@ -516,8 +610,15 @@ impl FileInventory {
     pub fn open(settings: FileSettings) -> Result<Self, FileError> {
         let name = crate::provider_name(settings.name, "FILE")
             .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
+        let t0 = std::time::Instant::now();
         let text = read(&settings.path)?;
-        let (kind, feature, items) = parse(&settings.path, &text, settings.format, settings.feature)?;
+        if std::env::var_os("CW_TIMINGS").is_some() {
+            eprintln!("  read {:?}", t0.elapsed())
+        };
+        let (kind, feature, items) = parse(&settings.path, &text, settings.format, settings.feature, &|_, item| item)?;
+        if std::env::var_os("CW_TIMINGS").is_some() {
+            eprintln!("  parse {:?}", t0.elapsed())
+        };
         let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
             Some(file) => format!("File {}", file.to_string_lossy()),
             None => "File".to_owned(),
@@ -562,7 +663,7 @@ impl FileInventory {
         {
             return Ok(items);
         }
-        parse(&self.path, &text, self.format, Some(self.feature)).map(|(_, _, items)| items)
+        parse(&self.path, &text, self.format, Some(self.feature), &|_, item| item).map(|(_, _, items)| items)
     }
 
     /// Whether the file can be read and parsed now, keeping the parse for the next read (a
@@ -574,7 +675,7 @@ impl FileInventory {
         if parsed.as_ref().is_some_and(|(parsed_digest, _)| *parsed_digest == digest) {
             return Ok(());
         }
-        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature))?;
+        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item| item)?;
         *parsed = Some((digest, items));
         Ok(())
     }
@@ -675,7 +776,15 @@ mod tests {
         )
     }
 
+    /// Items as they come, each keyed by its canonical key.
+    fn as_is(item: InventoryItem) -> Result<(InventoryItem, ItemKey), Unusable> {
+        let key = ItemKey::of(Feature::Watchlist, &item, keys::canonical_key);
+        Ok((item, key))
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
         /// An array cut at element boundaries and parsed run by run gives what parsing it
         /// whole gives, whatever the strings hold (commas, brackets, quotes, backslashes) and
         /// however the JSON is spaced.
@@ -691,15 +800,20 @@ mod tests {
             prop_assert!(runs.len() <= parts.max(1));
             let mut parsed = Vec::new();
             for run in runs {
-                parsed.extend(parse_elements(run, |item| item).unwrap());
+                let part = parse_elements(run, &as_is).unwrap();
+                prop_assert!(part.unusable.is_none());
+                parsed.extend(part.parsed.items);
             }
             prop_assert_eq!(&parsed, &items);
-            prop_assert_eq!(parse_array(&text, |item| item).unwrap(), items);
+            let whole = parse_array(&text, &as_is).unwrap();
+            let keys: Vec<ItemKey> = items.iter().map(|item| as_is(item.clone()).unwrap().1).collect();
+            prop_assert_eq!(whole.items, items);
+            prop_assert_eq!(whole.keys, keys);
         }
     }
 
     #[test]
-    fn a_large_array_is_parsed_in_parts_and_a_bad_one_reports_its_line() {
+    fn a_large_array_is_parsed_in_parts_and_a_bad_one_reports_its_line_or_item() {
         let items: Vec<InventoryItem> = (0..20_000)
             .map(|n| InventoryItem {
                 title: Some(format!("Movie, \"number\" [{n}]")),
@@ -710,13 +824,30 @@ mod tests {
         let text = serde_json::to_string_pretty(&items).unwrap();
         assert!(text.len() > PARALLEL_PARSE_BYTES);
         assert!(split_array(&text, 4).is_some_and(|runs| runs.len() == 4));
-        assert_eq!(parse_array(&text, |item| item).unwrap(), items);
+        assert_eq!(parse_array(&text, &as_is).unwrap().items, items);
         // A broken element deep in the file: the error is the one-thread parse's, with its line.
         let broken = text.replacen("\"tmdb\": \"15000\"", "\"tmdb\": 15000", 1);
         let whole = serde_json::from_str::<Vec<InventoryItem>>(&broken).unwrap_err();
-        let error = parse_array(&broken, |item| item).unwrap_err();
+        let Err(ArrayError::Syntax(error)) = parse_array(&broken, &as_is) else { panic!("not a syntax error") };
         assert_eq!((error.line(), error.column()), (whole.line(), whole.column()));
         assert!(error.line() > 1000, "{error}");
+        // Unusable items in two parts: the first in file order is named, by its index in the file.
+        let unusable = |at: usize| {
+            move |item: InventoryItem| match item.ids.get("tmdb") {
+                Some(id) if id == (at + 1).to_string() || id == "19000" => {
+                    Err(Unusable { field: Some("ids"), message: "refused".to_owned() })
+                }
+                _ => as_is(item),
+            }
+        };
+        for at in [3, 14_999] {
+            let Err(ArrayError::Unusable { index, unusable }) = parse_array(&text, &unusable(at)) else {
+                panic!("not refused")
+            };
+            assert_eq!((index, unusable.field), (at, Some("ids")));
+        }
+        // A syntax error comes before an unusable item, as it does on one thread.
+        assert!(matches!(parse_array(&broken, &unusable(3)), Err(ArrayError::Syntax(_))));
     }
 
     fn movie(tmdb: &str, title: &str) -> InventoryItem {
@@ -733,9 +864,19 @@ mod tests {
     fn dedupe_keeps_one_item_per_key_even_when_hashes_collide() {
         let items = || vec![movie("1", "a"), movie("2", "b"), movie("1", "c"), movie("3", "d"), movie("2", "e")];
         let titles = |items: Vec<InventoryItem>| items.into_iter().filter_map(|i| i.title).collect::<Vec<_>>();
+        let parsed = |colliding: bool| {
+            let mut parsed = Parsed::with_capacity(5);
+            for item in items() {
+                let (item, mut key) = as_is(item).unwrap();
+                if colliding {
+                    key.hash = 7;
+                }
+                parsed.push((item, key));
+            }
+            parsed
+        };
         let expected = ["c", "e", "d"];
-        assert_eq!(titles(dedupe(Feature::Watchlist, items(), keys::canonical_key)), expected);
-        let colliding = dedupe_by_hash(Feature::Watchlist, items(), keys::canonical_key, |_| 7);
-        assert_eq!(titles(colliding), expected);
+        assert_eq!(titles(dedupe(parsed(false))), expected);
+        assert_eq!(titles(dedupe(parsed(true))), expected);
     }
 }
