@@ -90,7 +90,7 @@ impl Side {
             let to_entry = |feature: Feature, item: InventoryItem| Entry::new(feature, item);
             let (_, feature, entries) = file::load_with(Path::new(name), FileFormat::Auto, None, &to_entry)
                 .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
-            return Ok(Side::File { feature, entries: entries.into_iter().flatten().collect() });
+            return Ok(Side::File { feature, entries });
         }
         let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
         Err(CliError::Usage {

@@ -489,6 +489,12 @@ impl TokenHashes {
         let mut hashed = TokenHashes { hashes: Vec::new(), starts: Vec::with_capacity(entries.len() + 1) };
         for entry in entries {
             hashed.push(entry);
+            if hashed.starts.len() == 1 {
+                // Sized from the first entry (and a quarter more): grown by doubling, a large
+                // side's hashes would be copied several times over into fresh memory.
+                let per_entry = hashed.hashes.len() + hashed.hashes.len().div_ceil(4);
+                hashed.hashes.reserve(entries.len().saturating_mul(per_entry));
+            }
         }
         hashed.starts.push(hashed.hashes.len() as u32);
         hashed
@@ -701,10 +707,11 @@ impl Inventory {
     pub fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
         if !entries.is_sorted_by(|a, b| a.key <= b.key) {
             // Sorted by a compact copy of the keys (contiguous, so the sort stays in cache),
-            // then moved into place once. Stable: the first of equal keys stays first.
+            // then moved into place once. Equal keys keep their order (by position): the
+            // first of them stays first.
             let mut keys: Vec<(CompactString, usize)> =
                 entries.iter().enumerate().map(|(at, e)| (e.key.clone(), at)).collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            keys.sort_unstable();
             permute(&mut entries, keys.into_iter().map(|(_, at)| at).collect());
         }
         entries.dedup_by(|later, first| {

@@ -175,12 +175,6 @@ fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().chars().next(), Some('[' | '{'))
 }
 
-/// The items of a JSON file: an array of items or an object of items (in key order). Each
-/// item is normalised; an item with neither ids nor a title is refused, naming it.
-pub fn parse_json(path: &Path, text: &str) -> Result<Vec<InventoryItem>, FileError> {
-    json_items(path, text, Feature::Watchlist, &|_, item| item).map(|parsed| parsed.items)
-}
-
 /// Where an item stands in a JSON file, for errors: `[3]`, or the object key in quotes.
 enum At<'a> {
     Index(usize),
@@ -234,25 +228,42 @@ impl ItemKey {
     }
 }
 
-/// What `map` made of a file's items, in file order, and each item's key.
+/// What `map` made of a file's items, in file order, and each item's key: in the runs the
+/// parse threads made, so that putting them together is left to [`dedupe`], which moves each
+/// item once.
 struct Parsed<T> {
+    runs: Vec<Run<T>>,
+}
+
+/// Items of a file in file order, and their keys.
+struct Run<T> {
     items: Vec<T>,
     keys: Vec<ItemKey>,
 }
 
 impl<T> Parsed<T> {
     fn with_capacity(capacity: usize) -> Parsed<T> {
-        Parsed { items: Vec::with_capacity(capacity), keys: Vec::with_capacity(capacity) }
+        Parsed { runs: vec![Run { items: Vec::with_capacity(capacity), keys: Vec::with_capacity(capacity) }] }
     }
 
+    /// Adds an item after the others.
     fn push(&mut self, (item, key): (T, ItemKey)) {
-        self.items.push(item);
-        self.keys.push(key);
+        if self.runs.is_empty() {
+            *self = Parsed::with_capacity(0);
+        }
+        if let Some(run) = self.runs.last_mut() {
+            run.items.push(item);
+            run.keys.push(key);
+        }
     }
 
-    fn append(&mut self, mut other: Parsed<T>) {
-        self.items.append(&mut other.items);
-        self.keys.append(&mut other.keys);
+    /// Adds `other`'s items after these (without moving them).
+    fn append(&mut self, other: Parsed<T>) {
+        self.runs.extend(other.runs);
+    }
+
+    fn len(&self) -> usize {
+        self.runs.iter().map(|run| run.items.len()).sum()
     }
 }
 
@@ -354,10 +365,10 @@ fn parse_array<T: Send>(
     if parts.iter().any(Result::is_err) {
         return sequential();
     }
-    let mut parsed = Parsed::with_capacity(parts.iter().map(|part| part.as_ref().map_or(0, Part::len)).sum());
+    let mut parsed = Parsed { runs: Vec::with_capacity(parts.len()) };
     for part in parts.into_iter().flatten() {
         if let Some((at, unusable)) = part.unusable {
-            return Err(ArrayError::Unusable { index: parsed.items.len() + at, unusable });
+            return Err(ArrayError::Unusable { index: parsed.len() + at, unusable });
         }
         parsed.append(part.parsed);
     }
@@ -371,49 +382,37 @@ struct Part<T> {
     unusable: Option<(usize, Unusable)>,
 }
 
-impl<T> Part<T> {
-    fn len(&self) -> usize {
-        self.parsed.items.len()
-    }
-}
-
 /// JSON's whitespace.
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
-/// The text of a JSON array (nothing but whitespace around it) cut into about `parts` runs of
-/// whole elements, without the brackets and the commas between runs; `None` when the text is
-/// not shaped like that.
+/// The text of a JSON array (nothing but whitespace around it) cut into about `parts` runs,
+/// without the brackets and the commas between runs; `None` when the text is not shaped like
+/// that. Each cut is the first comma past the run's share of the text that stands between `}`
+/// and `{` (whitespace aside), found without reading the text before it: an array of items is
+/// cut between two of them. Such a comma can also stand inside a string or a nested value; a
+/// run cut there ends inside that string or value, so it never parses on its own, and the
+/// caller parses the whole text instead.
 fn split_array(text: &str, parts: usize) -> Option<Vec<&str>> {
     let trimmed = text.trim_matches(JSON_WHITESPACE);
     let body = trimmed.strip_prefix('[')?.strip_suffix(']')?;
     let bytes = body.as_bytes();
+    let is_space = |byte: &&u8| JSON_WHITESPACE.contains(&char::from(**byte));
+    let between_items = |comma: usize| {
+        bytes[..comma].iter().rev().find(|b| !is_space(b)) == Some(&b'}')
+            && bytes[comma + 1..].iter().find(|b| !is_space(b)) == Some(&b'{')
+    };
     let mut runs = Vec::with_capacity(parts);
     let mut start = 0;
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (at, &byte) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.checked_sub(1)?,
-            b',' if depth == 0 && at >= bytes.len() * (runs.len() + 1) / parts => {
-                runs.push(body.get(start..at)?);
-                start = at + 1;
-                if runs.len() + 1 == parts {
-                    break;
-                }
-            }
-            _ => {}
-        }
+    for part in 1..parts {
+        let from = (bytes.len() / parts * part).max(start);
+        let Some(cut) = bytes[from..].iter().enumerate().find_map(|(offset, &byte)| {
+            let at = from + offset;
+            (byte == b',' && between_items(at)).then_some(at)
+        }) else {
+            break;
+        };
+        runs.push(body.get(start..cut)?);
+        start = cut + 1;
     }
     runs.push(body.get(start..)?);
     Some(runs)
@@ -457,26 +456,43 @@ fn parse_elements<T>(
     Ok(part)
 }
 
-/// One item per key (history: per play), the keys being `parsed.keys`: a repeated item
-/// replaces the earlier one, in its place, as if the file's rows were applied in order.
-fn dedupe<T>(parsed: Parsed<T>) -> Vec<T> {
-    let Parsed { mut items, keys } = parsed;
+/// One item per key (history: per play): a repeated item replaces the earlier one, in its
+/// place, as if the file's rows were applied in order. Items `map` made nothing of (`None`) are
+/// left out after that.
+fn dedupe<T>(parsed: Parsed<Option<T>>) -> Vec<T> {
+    let Parsed { mut runs } = parsed;
+    // Where each run starts among all the items.
+    let starts: Vec<usize> = runs
+        .iter()
+        .scan(0, |start, run| {
+            let this = *start;
+            *start += run.items.len();
+            Some(this)
+        })
+        .collect();
+    let locate = |index: usize| {
+        let run = starts.partition_point(|&start| start <= index) - 1;
+        (run, index - starts[run])
+    };
     // Keys are filed by their 64-bit hash; a key whose hash is taken by another key, which
-    // practically never happens, is filed by itself. Done in place: a file without repeated
-    // keys (the usual one) moves no item.
-    let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(items.len());
+    // practically never happens, is filed by itself.
+    let total = starts.last().map_or(0, |start| start + runs.last().map_or(0, |run| run.items.len()));
+    let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(total);
     let mut collided: HashMap<&str, usize> = HashMap::new();
-    let mut repeated = vec![false; items.len()];
-    for (index, ItemKey { hash, key }) in keys.iter().enumerate() {
+    let mut repeated = vec![false; total];
+    let mut moves = Vec::new();
+    let keys = runs.iter().flat_map(|run| run.keys.iter());
+    for (index, ItemKey { hash, key }) in keys.enumerate() {
         let found = match by_hash.get(hash) {
-            Some(&at) if keys[at].key == *key => Some(at),
-            Some(_) => collided.get(key.as_str()).copied(),
+            Some(&at) => {
+                let (run, at_in_run) = locate(at);
+                if runs[run].keys[at_in_run].key == *key { Some(at) } else { collided.get(key.as_str()).copied() }
+            }
             None => None,
         };
         match found {
             Some(at) => {
-                // The later item takes the earlier one's place; the earlier one is dropped.
-                items.swap(at, index);
+                moves.push((at, index));
                 repeated[index] = true;
             }
             None if by_hash.contains_key(hash) => {
@@ -487,13 +503,23 @@ fn dedupe<T>(parsed: Parsed<T>) -> Vec<T> {
             }
         }
     }
-    if repeated.contains(&true) {
-        let mut index = 0;
-        items.retain(|_| {
-            index += 1;
-            !repeated[index - 1]
-        });
+    // The later item takes the earlier one's place; the earlier one goes where the later was,
+    // and is dropped with it.
+    for (earlier, later) in moves {
+        let ((earlier_run, earlier), (later_run, later)) = (locate(earlier), locate(later));
+        if earlier_run == later_run {
+            runs[earlier_run].items.swap(earlier, later);
+        } else {
+            let (before, after) = runs.split_at_mut(later_run);
+            std::mem::swap(&mut before[earlier_run].items[earlier], &mut after[0].items[later]);
+        }
     }
+    let mut items = Vec::with_capacity(total);
+    let kept = runs.into_iter().flat_map(|run| run.items).zip(repeated).filter_map(|(item, repeated)| match repeated {
+        true => None,
+        false => item,
+    });
+    items.extend(kept);
     items
 }
 
@@ -509,18 +535,19 @@ pub fn load(
     format: FileFormat,
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
-    parse(path, &read(path)?, format, feature, &|_, item| item)
+    parse(path, &read(path)?, format, feature, &|_, item| Some(item))
 }
 
 /// [`load`], with each item — normalised, checked, and one per key — handed to `map` with the
 /// file's feature, on the thread that parsed it: a caller that turns items into something
 /// else (an index) does so while each item is fresh, without a second pass over them all.
-/// `map` sees the items that later repeat a key too (only what it makes of the last is kept).
+/// `map` sees the items that later repeat a key too (only what it makes of the last is kept);
+/// an item it makes nothing of (`None`) is left out.
 pub fn load_with<T: Send>(
     path: &Path,
     format: FileFormat,
     feature: Option<Feature>,
-    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+    map: &(dyn Fn(Feature, InventoryItem) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
     parse(path, &read(path)?, format, feature, map)
 }
@@ -531,7 +558,7 @@ fn parse<T: Send>(
     text: &str,
     format: FileFormat,
     feature: Option<Feature>,
-    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+    map: &(dyn Fn(Feature, InventoryItem) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
     let json = match format {
         FileFormat::Auto => looks_like_json(text),
@@ -610,15 +637,9 @@ impl FileInventory {
     pub fn open(settings: FileSettings) -> Result<Self, FileError> {
         let name = crate::provider_name(settings.name, "FILE")
             .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
-        let t0 = std::time::Instant::now();
         let text = read(&settings.path)?;
-        if std::env::var_os("CW_TIMINGS").is_some() {
-            eprintln!("  read {:?}", t0.elapsed())
-        };
-        let (kind, feature, items) = parse(&settings.path, &text, settings.format, settings.feature, &|_, item| item)?;
-        if std::env::var_os("CW_TIMINGS").is_some() {
-            eprintln!("  parse {:?}", t0.elapsed())
-        };
+        let (kind, feature, items) =
+            parse(&settings.path, &text, settings.format, settings.feature, &|_, item| Some(item))?;
         let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
             Some(file) => format!("File {}", file.to_string_lossy()),
             None => "File".to_owned(),
@@ -663,7 +684,7 @@ impl FileInventory {
         {
             return Ok(items);
         }
-        parse(&self.path, &text, self.format, Some(self.feature), &|_, item| item).map(|(_, _, items)| items)
+        parse(&self.path, &text, self.format, Some(self.feature), &|_, item| Some(item)).map(|(_, _, items)| items)
     }
 
     /// Whether the file can be read and parsed now, keeping the parse for the next read (a
@@ -675,7 +696,7 @@ impl FileInventory {
         if parsed.as_ref().is_some_and(|(parsed_digest, _)| *parsed_digest == digest) {
             return Ok(());
         }
-        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item| item)?;
+        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item| Some(item))?;
         *parsed = Some((digest, items));
         Ok(())
     }
@@ -776,6 +797,16 @@ mod tests {
         )
     }
 
+    /// The items and keys of all runs, in order.
+    fn flat<T>(parsed: Parsed<T>) -> (Vec<T>, Vec<ItemKey>) {
+        let (mut items, mut keys) = (Vec::new(), Vec::new());
+        for run in parsed.runs {
+            items.extend(run.items);
+            keys.extend(run.keys);
+        }
+        (items, keys)
+    }
+
     /// Items as they come, each keyed by its canonical key.
     fn as_is(item: InventoryItem) -> Result<(InventoryItem, ItemKey), Unusable> {
         let key = ItemKey::of(Feature::Watchlist, &item, keys::canonical_key);
@@ -798,17 +829,16 @@ mod tests {
             let text = format!(" \n{text}\r\n");
             let runs = split_array(&text, parts).unwrap();
             prop_assert!(runs.len() <= parts.max(1));
-            let mut parsed = Vec::new();
-            for run in runs {
-                let part = parse_elements(run, &as_is).unwrap();
-                prop_assert!(part.unusable.is_none());
-                parsed.extend(part.parsed.items);
+            // Runs that parse (a cut inside a string or a nested value never does) give the
+            // items, in order.
+            let runs: Result<Vec<_>, _> = runs.into_iter().map(|run| parse_elements(run, &as_is)).collect();
+            if let Ok(runs) = runs {
+                let parsed: Vec<InventoryItem> = runs.into_iter().flat_map(|part| flat(part.parsed).0).collect();
+                prop_assert_eq!(&parsed, &items);
             }
-            prop_assert_eq!(&parsed, &items);
             let whole = parse_array(&text, &as_is).unwrap();
             let keys: Vec<ItemKey> = items.iter().map(|item| as_is(item.clone()).unwrap().1).collect();
-            prop_assert_eq!(whole.items, items);
-            prop_assert_eq!(whole.keys, keys);
+            prop_assert_eq!(flat(whole), (items, keys));
         }
     }
 
@@ -824,7 +854,7 @@ mod tests {
         let text = serde_json::to_string_pretty(&items).unwrap();
         assert!(text.len() > PARALLEL_PARSE_BYTES);
         assert!(split_array(&text, 4).is_some_and(|runs| runs.len() == 4));
-        assert_eq!(parse_array(&text, &as_is).unwrap().items, items);
+        assert_eq!(flat(parse_array(&text, &as_is).unwrap()).0, items);
         // A broken element deep in the file: the error is the one-thread parse's, with its line.
         let broken = text.replacen("\"tmdb\": \"15000\"", "\"tmdb\": 15000", 1);
         let whole = serde_json::from_str::<Vec<InventoryItem>>(&broken).unwrap_err();
@@ -850,6 +880,30 @@ mod tests {
         assert!(matches!(parse_array(&broken, &unusable(3)), Err(ArrayError::Syntax(_))));
     }
 
+    /// Where the cut falls inside a string or a nested value, the runs do not parse and the
+    /// whole text is parsed instead, giving the same items.
+    #[test]
+    fn a_cut_inside_a_string_or_a_nested_value_never_parses() {
+        // The runs either side of a cut at the `},{` inside a title, and inside a vendor list.
+        for (before, after) in [
+            (r#"{"title": "a"}, {"title": "b}"#, r#"{c"}"#),
+            (r#"{"title": "a", "vendor": [{"x": 1}"#, r#"{"y": 2}]}"#),
+        ] {
+            assert!(parse_elements(before, &as_is).is_err(), "{before}");
+            assert!(parse_elements(after, &as_is).is_err(), "{after}");
+        }
+        let items: Vec<InventoryItem> = (0..12_000)
+            .map(|n| {
+                let mut item = movie(&(n + 1).to_string(), &format!("}},{{ {n} }} , {{"));
+                item.extra.insert("vendor".to_owned(), serde_json::json!([{"a": n}, {"b": "},{"}]));
+                item
+            })
+            .collect();
+        let text = serde_json::to_string(&items).unwrap();
+        assert!(text.len() > PARALLEL_PARSE_BYTES);
+        assert_eq!(flat(parse_array(&text, &as_is).unwrap()).0, items);
+    }
+
     fn movie(tmdb: &str, title: &str) -> InventoryItem {
         InventoryItem {
             title: Some(title.to_owned()),
@@ -859,24 +913,31 @@ mod tests {
     }
 
     /// A repeated key replaces the earlier item in its place, whether the keys' hashes are
-    /// all different or all the same (the branch a real collision takes).
+    /// all different or all the same (the branch a real collision takes), and whether the
+    /// items were parsed in one run or several; items mapped to nothing are left out after.
     #[test]
     fn dedupe_keeps_one_item_per_key_even_when_hashes_collide() {
         let items = || vec![movie("1", "a"), movie("2", "b"), movie("1", "c"), movie("3", "d"), movie("2", "e")];
         let titles = |items: Vec<InventoryItem>| items.into_iter().filter_map(|i| i.title).collect::<Vec<_>>();
-        let parsed = |colliding: bool| {
-            let mut parsed = Parsed::with_capacity(5);
-            for item in items() {
-                let (item, mut key) = as_is(item).unwrap();
-                if colliding {
-                    key.hash = 7;
+        let parsed = |colliding: bool, runs: usize| {
+            let mut parsed = Parsed { runs: Vec::new() };
+            for chunk in items().chunks(items().len().div_ceil(runs)) {
+                let mut run = Parsed::with_capacity(0);
+                for item in chunk {
+                    let (item, mut key) = as_is(item.clone()).unwrap();
+                    if colliding {
+                        key.hash = 7;
+                    }
+                    let mapped = (item.title.as_deref() != Some("d")).then_some(item);
+                    run.push((mapped, key));
                 }
-                parsed.push((item, key));
+                parsed.append(run);
             }
             parsed
         };
-        let expected = ["c", "e", "d"];
-        assert_eq!(titles(dedupe(parsed(false))), expected);
-        assert_eq!(titles(dedupe(parsed(true))), expected);
+        for runs in [1, 2, 5] {
+            assert_eq!(titles(dedupe(parsed(false, runs))), ["c", "e"], "{runs} runs");
+            assert_eq!(titles(dedupe(parsed(true, runs))), ["c", "e"], "{runs} runs, colliding");
+        }
     }
 }
