@@ -87,7 +87,7 @@ impl Side {
             return Ok(Side::Provider { provider, secrets });
         }
         if Path::new(name).is_file() {
-            let to_entry = |feature: Feature, item: InventoryItem| Entry::new(feature, item);
+            let to_entry = |feature, item, canonical_key: &str| Entry::of_normalized(feature, item, canonical_key);
             let (_, feature, entries) = file::load_with(Path::new(name), FileFormat::Auto, None, &to_entry)
                 .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
             return Ok(Side::File { feature, entries });

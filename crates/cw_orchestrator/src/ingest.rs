@@ -136,11 +136,29 @@ impl Entry {
         SCRATCH.with_borrow_mut(|scratch| Entry::with_scratch(feature, raw, scratch, Keep::Item))
     }
 
+    /// [`Entry::new`] of an item that is already the output of [`pal::keys::normalize_item`],
+    /// whose canonical key ([`canonical_key_of_normalized`]) is `canonical_key`: for a reader
+    /// that normalised and keyed its items already, so neither is done twice.
+    pub fn of_normalized(feature: Feature, item: InventoryItem, canonical_key: &str) -> Option<Entry> {
+        debug_assert_eq!(canonical_key, canonical_key_of_normalized(&item), "the key of another item");
+        SCRATCH.with_borrow_mut(|scratch| Entry::build(feature, item, Some(canonical_key), scratch, Keep::Item))
+    }
+
     /// Builds the entry of one raw item for `feature`; `None` for a ratings item whose rating
-    /// normalises to none (it is not rated). The tokens and the item are written in `scratch`
-    /// first, then get one exactly sized allocation each.
+    /// normalises to none (it is not rated).
     fn with_scratch(feature: Feature, raw: InventoryItem, scratch: &mut Scratch, keep: Keep) -> Option<Entry> {
-        let mut item = normalize_item_owned(raw);
+        Entry::build(feature, normalize_item_owned(raw), None, scratch, keep)
+    }
+
+    /// Builds the entry of a normalised item (with its canonical key, when known). The tokens
+    /// and the item are written in `scratch` first, then get one exactly sized allocation each.
+    fn build(
+        feature: Feature,
+        mut item: InventoryItem,
+        canonical_key: Option<&str>,
+        scratch: &mut Scratch,
+        keep: Keep,
+    ) -> Option<Entry> {
         if feature == Feature::Ratings {
             item.rating = Some(item.rating.and_then(|r| normalize_rating(f64::from(r)))?);
         }
@@ -151,7 +169,10 @@ impl Entry {
             Feature::Watchlist | Feature::Playlists => None,
         };
         let at = instant.and_then(parse_instant);
-        let mut key = CompactString::from(canonical_key_of_normalized(&item));
+        let mut key = match canonical_key {
+            Some(key) => CompactString::from(key),
+            None => CompactString::from(canonical_key_of_normalized(&item)),
+        };
         // A canonical key is a namespace and an id, or a title and a year: far below 4 GiB.
         let item_key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
         if feature == Feature::History {

@@ -215,17 +215,22 @@ struct ItemKey {
     key: CompactString,
 }
 
-impl ItemKey {
-    /// The key of `item` for `feature`: `canonical_key` (where the item was normalised,
-    /// [`keys::canonical_key_of_normalized`]) and for history the play's time.
-    fn of(feature: Feature, item: &InventoryItem, canonical_key: fn(&InventoryItem) -> String) -> ItemKey {
-        let mut key = CompactString::from(canonical_key(item));
-        if feature == Feature::History {
-            key.push('@');
-            key.push_str(&crate::store::play_of(item.watched_at.as_deref()));
-        }
-        ItemKey { hash: hash_key(&key), key }
+/// Hands a normalised item to `map` with its canonical key, and keys it for `feature` (for
+/// history, the canonical key and the play's time).
+fn keyed<T>(
+    feature: Feature,
+    item: InventoryItem,
+    map: &(impl Fn(Feature, InventoryItem, &str) -> T + ?Sized),
+) -> (T, ItemKey) {
+    let canonical_key = keys::canonical_key_of_normalized(&item);
+    let play = (feature == Feature::History).then(|| crate::store::play_of(item.watched_at.as_deref()));
+    let mapped = map(feature, item, &canonical_key);
+    let mut key = CompactString::from(canonical_key);
+    if let Some(play) = play {
+        key.push('@');
+        key.push_str(&play);
     }
+    (mapped, ItemKey { hash: hash_key(&key), key })
 }
 
 /// What `map` made of a file's items, in file order, and each item's key: in the runs the
@@ -268,11 +273,11 @@ impl<T> Parsed<T> {
 }
 
 /// Normalises a parsed JSON item, checks it for `feature` (an item needs ids or a title; a
-/// rating, a rating from 1 to 10), and hands it to `map`, with its key.
+/// rating, a rating from 1 to 10), and hands it to `map` ([`keyed`]).
 fn finish_json<T>(
     feature: Feature,
     raw: InventoryItem,
-    map: &(impl Fn(Feature, InventoryItem) -> T + ?Sized),
+    map: &(impl Fn(Feature, InventoryItem, &str) -> T + ?Sized),
 ) -> Result<(T, ItemKey), Unusable> {
     let item = keys::normalize_item_owned(raw);
     if item.ids.is_empty()
@@ -286,8 +291,7 @@ fn finish_json<T>(
         let message = format!("a rating must be an integer from 1 to 10 (found {found})");
         return Err(Unusable { field: Some("rating"), message });
     }
-    let key = ItemKey::of(feature, &item, keys::canonical_key_of_normalized);
-    Ok((map(feature, item), key))
+    Ok(keyed(feature, item, map))
 }
 
 /// The items of a JSON file for `feature`, each normalised, checked and mapped (see
@@ -296,7 +300,7 @@ fn json_items<T: Send>(
     path: &Path,
     text: &str,
     feature: Feature,
-    map: &(dyn Fn(Feature, InventoryItem) -> T + Sync),
+    map: &(dyn Fn(Feature, InventoryItem, &str) -> T + Sync),
 ) -> Result<Parsed<T>, FileError> {
     let serde_error = |e: serde_json::Error| {
         let (line, column) = (e.line() as u64, e.column() as u64);
@@ -535,11 +539,12 @@ pub fn load(
     format: FileFormat,
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
-    parse(path, &read(path)?, format, feature, &|_, item| Some(item))
+    parse(path, &read(path)?, format, feature, &|_, item, _| Some(item))
 }
 
 /// [`load`], with each item — normalised, checked, and one per key — handed to `map` with the
-/// file's feature, on the thread that parsed it: a caller that turns items into something
+/// file's feature and its canonical key ([`keys::canonical_key_of_normalized`]), on the
+/// thread that parsed it: a caller that turns items into something
 /// else (an index) does so while each item is fresh, without a second pass over them all.
 /// `map` sees the items that later repeat a key too (only what it makes of the last is kept);
 /// an item it makes nothing of (`None`) is left out.
@@ -547,7 +552,7 @@ pub fn load_with<T: Send>(
     path: &Path,
     format: FileFormat,
     feature: Option<Feature>,
-    map: &(dyn Fn(Feature, InventoryItem) -> Option<T> + Sync),
+    map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
     parse(path, &read(path)?, format, feature, map)
 }
@@ -558,7 +563,7 @@ fn parse<T: Send>(
     text: &str,
     format: FileFormat,
     feature: Option<Feature>,
-    map: &(dyn Fn(Feature, InventoryItem) -> Option<T> + Sync),
+    map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
     let json = match format {
         FileFormat::Auto => looks_like_json(text),
@@ -573,8 +578,7 @@ fn parse<T: Send>(
         let export = imdb::parse(path, text, feature)?;
         let mut parsed = Parsed::with_capacity(export.items.len());
         for item in export.items {
-            let key = ItemKey::of(export.feature, &item, keys::canonical_key);
-            parsed.push((map(export.feature, item), key));
+            parsed.push(keyed(export.feature, keys::normalize_item_owned(item), map));
         }
         Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(parsed)))
     }
@@ -639,7 +643,7 @@ impl FileInventory {
             .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
         let text = read(&settings.path)?;
         let (kind, feature, items) =
-            parse(&settings.path, &text, settings.format, settings.feature, &|_, item| Some(item))?;
+            parse(&settings.path, &text, settings.format, settings.feature, &|_, item, _| Some(item))?;
         let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
             Some(file) => format!("File {}", file.to_string_lossy()),
             None => "File".to_owned(),
@@ -684,7 +688,7 @@ impl FileInventory {
         {
             return Ok(items);
         }
-        parse(&self.path, &text, self.format, Some(self.feature), &|_, item| Some(item)).map(|(_, _, items)| items)
+        parse(&self.path, &text, self.format, Some(self.feature), &|_, item, _| Some(item)).map(|(_, _, items)| items)
     }
 
     /// Whether the file can be read and parsed now, keeping the parse for the next read (a
@@ -696,7 +700,7 @@ impl FileInventory {
         if parsed.as_ref().is_some_and(|(parsed_digest, _)| *parsed_digest == digest) {
             return Ok(());
         }
-        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item| Some(item))?;
+        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item, _| Some(item))?;
         *parsed = Some((digest, items));
         Ok(())
     }
@@ -809,8 +813,7 @@ mod tests {
 
     /// Items as they come, each keyed by its canonical key.
     fn as_is(item: InventoryItem) -> Result<(InventoryItem, ItemKey), Unusable> {
-        let key = ItemKey::of(Feature::Watchlist, &item, keys::canonical_key);
-        Ok((item, key))
+        Ok(keyed(Feature::Watchlist, item, &|_, item, _| item))
     }
 
     proptest! {
