@@ -337,6 +337,11 @@ impl<'de> Deserialize<'de> for InventoryItem {
 }
 
 impl InventoryItem {
+    /// The item as a map with sorted keys (see [`SortedKeys`]).
+    pub fn sorted_keys(&self) -> SortedKeys<'_> {
+        SortedKeys(self)
+    }
+
     /// Appends the item's canonical CBOR (what [`admit_core::write_canonical_cbor`] writes for
     /// it, byte for byte) to `out`: a snapshot's hash encodes every item, and the generic
     /// encoder buffers and sorts the fields of a struct with flattened `extra` one by one.
@@ -461,13 +466,6 @@ impl Serialize for SortedKeys<'_> {
             }
         }
         map.end()
-    }
-}
-
-impl InventoryItem {
-    /// The item as a map with sorted keys (see [`SortedKeys`]).
-    pub fn sorted_keys(&self) -> SortedKeys<'_> {
-        SortedKeys(self)
     }
 }
 

@@ -253,12 +253,12 @@ impl<T> Parsed<T> {
 
     /// Adds an item after the others.
     fn push(&mut self, (item, key): (T, ItemKey)) {
-        if self.runs.is_empty() {
-            *self = Parsed::with_capacity(0);
-        }
-        if let Some(run) = self.runs.last_mut() {
-            run.items.push(item);
-            run.keys.push(key);
+        match self.runs.last_mut() {
+            Some(run) => {
+                run.items.push(item);
+                run.keys.push(key);
+            }
+            None => self.runs.push(Run { items: vec![item], keys: vec![key] }),
         }
     }
 
@@ -464,6 +464,7 @@ fn parse_elements<T>(
 /// place, as if the file's rows were applied in order. Items `map` made nothing of (`None`) are
 /// left out after that.
 fn dedupe<T>(parsed: Parsed<Option<T>>) -> Vec<T> {
+    let total = parsed.len();
     let Parsed { mut runs } = parsed;
     // Where each run starts among all the items.
     let starts: Vec<usize> = runs
@@ -480,7 +481,6 @@ fn dedupe<T>(parsed: Parsed<Option<T>>) -> Vec<T> {
     };
     // Keys are filed by their 64-bit hash; a key whose hash is taken by another key, which
     // practically never happens, is filed by itself.
-    let total = starts.last().map_or(0, |start| start + runs.last().map_or(0, |run| run.items.len()));
     let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(total);
     let mut collided: HashMap<&str, usize> = HashMap::new();
     let mut repeated = vec![false; total];
@@ -519,11 +519,8 @@ fn dedupe<T>(parsed: Parsed<Option<T>>) -> Vec<T> {
         }
     }
     let mut items = Vec::with_capacity(total);
-    let kept = runs.into_iter().flat_map(|run| run.items).zip(repeated).filter_map(|(item, repeated)| match repeated {
-        true => None,
-        false => item,
-    });
-    items.extend(kept);
+    let all = runs.into_iter().flat_map(|run| run.items).zip(repeated);
+    items.extend(all.filter(|(_, repeated)| !repeated).filter_map(|(item, _)| item));
     items
 }
 
