@@ -10,7 +10,7 @@ use cw_orchestrator::ingest::{Entry, Inventory};
 use pal::inventory::{Feature, InventoryItem, InventoryProvider};
 use pal::secret::{Redactor, Secret};
 use pal::{CallSpec, CallTarget, Capability, Pipeline};
-use providers_local::file::{self, FileFormat};
+use providers_local::file::{self, FileFormat, ItemOrder};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -88,8 +88,9 @@ impl Side {
         }
         if Path::new(name).is_file() {
             let to_entry = |feature, item, canonical_key: &str| Entry::of_normalized(feature, item, canonical_key);
-            let (_, feature, entries) = file::load_with(Path::new(name), FileFormat::Auto, None, &to_entry)
-                .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
+            let (_, feature, entries) =
+                file::load_with(Path::new(name), FileFormat::Auto, None, ItemOrder::Key, &to_entry)
+                    .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
             return Ok(Side::File { feature, entries });
         }
         let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();

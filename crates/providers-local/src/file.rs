@@ -4,7 +4,7 @@
 //! `build_index` and `health`, so edits show up without a reload. Writes are refused as
 //! unsupported: the file is never written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -207,13 +207,9 @@ impl Unusable {
     }
 }
 
-/// The key repeated items of a file are found by ([`dedupe`]), with its hash: computed where the
-/// item is parsed, so a large file's keys are made on every thread at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ItemKey {
-    hash: u64,
-    key: CompactString,
-}
+/// The key repeated items of a file are found by ([`dedupe`]): made where the item is parsed,
+/// so a large file's keys are made on every thread at once.
+type ItemKey = CompactString;
 
 /// Hands a normalised item to `map` with its canonical key, and keys it for `feature` (for
 /// history, the canonical key and the play's time).
@@ -230,7 +226,7 @@ fn keyed<T>(
         key.push('@');
         key.push_str(&play);
     }
-    (mapped, ItemKey { hash: hash_key(&key), key })
+    (mapped, key)
 }
 
 /// What `map` made of a file's items, in file order, and each item's key: in the runs the
@@ -243,7 +239,44 @@ struct Parsed<T> {
 /// Items of a file in file order, and their keys.
 struct Run<T> {
     items: Vec<T>,
-    keys: Vec<ItemKey>,
+    /// Each item's key; sorted by [`Run::sort_keys`].
+    keys: Vec<RunKey>,
+}
+
+/// An item's key and where the item stands in its run, ordered by key, then position.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RunKey {
+    /// The key's first 16 bytes as two big-endian integers, zero-padded, compared before the
+    /// key: nearly all keys differ there, and two integer comparisons cost far less than a
+    /// string comparison. The order is the key's: where a key's bytes run out, the padding's
+    /// zeros compare below any other byte, and equal heads leave it to the key.
+    head: [u64; 2],
+    key: ItemKey,
+    at: usize,
+}
+
+impl RunKey {
+    fn new(key: ItemKey, at: usize) -> RunKey {
+        let mut bytes = [0; 16];
+        let len = key.len().min(16);
+        bytes[..len].copy_from_slice(&key.as_bytes()[..len]);
+        let (high, low) = bytes.split_at(8);
+        let word = |half: &[u8]| u64::from_be_bytes(half.try_into().unwrap_or_default());
+        RunKey { head: [word(high), word(low)], key, at }
+    }
+
+    /// The order of the keys alone.
+    fn cmp_key(&self, other: &RunKey) -> std::cmp::Ordering {
+        self.head.cmp(&other.head).then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+impl<T> Run<T> {
+    /// Sorts the keys by key, then position: done by the thread that parsed the run, while
+    /// they are in its cache. Keys already sorted cost one pass.
+    fn sort_keys(&mut self) {
+        self.keys.sort_unstable();
+    }
 }
 
 impl<T> Parsed<T> {
@@ -255,10 +288,10 @@ impl<T> Parsed<T> {
     fn push(&mut self, (item, key): (T, ItemKey)) {
         match self.runs.last_mut() {
             Some(run) => {
+                run.keys.push(RunKey::new(key, run.items.len()));
                 run.items.push(item);
-                run.keys.push(key);
             }
-            None => self.runs.push(Run { items: vec![item], keys: vec![key] }),
+            None => self.runs.push(Run { items: vec![item], keys: vec![RunKey::new(key, 0)] }),
         }
     }
 
@@ -269,6 +302,10 @@ impl<T> Parsed<T> {
 
     fn len(&self) -> usize {
         self.runs.iter().map(|run| run.items.len()).sum()
+    }
+
+    fn sort_keys(&mut self) {
+        self.runs.iter_mut().for_each(Run::sort_keys);
     }
 }
 
@@ -360,7 +397,12 @@ fn parse_array<T: Send>(
     }
     let Some(runs) = split_array(text, threads) else { return sequential() };
     let parts: Vec<serde_json::Result<Part<T>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runs.iter().map(|run| scope.spawn(move || parse_elements(run, finish))).collect();
+        let parse_and_sort = |run| {
+            let mut part = parse_elements(run, finish)?;
+            part.parsed.sort_keys();
+            Ok(part)
+        };
+        let handles: Vec<_> = runs.iter().map(|run| scope.spawn(move || parse_and_sort(run))).collect();
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -460,73 +502,79 @@ fn parse_elements<T>(
     Ok(part)
 }
 
-/// One item per key (history: per play): a repeated item replaces the earlier one, in its
-/// place, as if the file's rows were applied in order. Items `map` made nothing of (`None`) are
-/// left out after that.
-fn dedupe<T>(parsed: Parsed<Option<T>>) -> Vec<T> {
-    let total = parsed.len();
-    let Parsed { mut runs } = parsed;
-    // Where each run starts among all the items.
-    let starts: Vec<usize> = runs
-        .iter()
-        .scan(0, |start, run| {
-            let this = *start;
-            *start += run.items.len();
-            Some(this)
-        })
-        .collect();
-    let locate = |index: usize| {
-        let run = starts.partition_point(|&start| start <= index) - 1;
-        (run, index - starts[run])
-    };
-    // Keys are filed by their 64-bit hash; a key whose hash is taken by another key, which
-    // practically never happens, is filed by itself.
-    let mut by_hash: HashMap<u64, usize> = HashMap::with_capacity(total);
-    let mut collided: HashMap<&str, usize> = HashMap::new();
-    let mut repeated = vec![false; total];
-    let mut moves = Vec::new();
-    let keys = runs.iter().flat_map(|run| run.keys.iter());
-    for (index, ItemKey { hash, key }) in keys.enumerate() {
-        let found = match by_hash.get(hash) {
-            Some(&at) => {
-                let (run, at_in_run) = locate(at);
-                if runs[run].keys[at_in_run].key == *key { Some(at) } else { collided.get(key.as_str()).copied() }
-            }
-            None => None,
-        };
-        match found {
-            Some(at) => {
-                moves.push((at, index));
-                repeated[index] = true;
-            }
-            None if by_hash.contains_key(hash) => {
-                collided.insert(key, index);
-            }
-            None => {
-                by_hash.insert(*hash, index);
-            }
-        }
-    }
-    // The later item takes the earlier one's place; the earlier one goes where the later was,
-    // and is dropped with it.
-    for (earlier, later) in moves {
-        let ((earlier_run, earlier), (later_run, later)) = (locate(earlier), locate(later));
-        if earlier_run == later_run {
-            runs[earlier_run].items.swap(earlier, later);
-        } else {
-            let (before, after) = runs.split_at_mut(later_run);
-            std::mem::swap(&mut before[earlier_run].items[earlier], &mut after[0].items[later]);
-        }
-    }
-    let mut items = Vec::with_capacity(total);
-    let all = runs.into_iter().flat_map(|run| run.items).zip(repeated);
-    items.extend(all.filter(|(_, repeated)| !repeated).filter_map(|(item, _)| item));
-    items
+/// The order [`load_with`] hands a file's items back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOrder {
+    /// File order; an item whose key repeats an earlier one's stands in that one's place.
+    File,
+    /// Key order (by canonical key; history, by canonical key and play): the order an index
+    /// keeps, so a caller that indexes the items is spared sorting them.
+    Key,
 }
 
-fn hash_key(key: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+/// Where an item stands: its run, and its position in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    run: usize,
+    at: usize,
+}
+
+/// Calls `visit` with the first and the last place of each key of the runs, in key order.
+/// `keys` are the runs' keys, each sorted ([`Run::sort_keys`]).
+fn each_key(keys: &[Vec<RunKey>], mut visit: impl FnMut(Place, Place)) {
+    let mut next = vec![0; keys.len()];
+    let mut current: Option<(&RunKey, Place, Place)> = None;
+    loop {
+        // The run whose next key is least; on equal keys the earliest run, whose items come
+        // first in the file.
+        let mut least: Option<(usize, &RunKey)> = None;
+        for (run, keys) in keys.iter().enumerate() {
+            if let Some(key) = keys.get(next[run])
+                && least.is_none_or(|(_, least)| key.cmp_key(least).is_lt())
+            {
+                least = Some((run, key));
+            }
+        }
+        let Some((run, key)) = least else { break };
+        let place = Place { run, at: key.at };
+        next[run] += 1;
+        match &mut current {
+            Some((current_key, _, last)) if current_key.cmp_key(key).is_eq() => *last = place,
+            _ => {
+                if let Some((_, first, last)) = current.replace((key, place, place)) {
+                    visit(first, last);
+                }
+            }
+        }
+    }
+    if let Some((_, first, last)) = current {
+        visit(first, last);
+    }
+}
+
+/// One item per key (history: per play): the last item with a key wins, as if the file's
+/// rows were applied in order, and in file order stands in the place of the first. Items
+/// `map` made nothing of (`None`) are left out after that.
+fn dedupe<T>(mut parsed: Parsed<Option<T>>, order: ItemOrder) -> Vec<T> {
+    parsed.sort_keys();
+    let (mut items, keys): (Vec<Vec<Option<T>>>, Vec<Vec<RunKey>>) =
+        parsed.runs.into_iter().map(|run| (run.items, run.keys)).unzip();
+    let mut take = |place: Place| items[place.run][place.at].take();
+    match order {
+        ItemOrder::Key => {
+            let mut kept = Vec::with_capacity(keys.iter().map(Vec::len).sum());
+            each_key(&keys, |_, last| kept.extend(take(last)));
+            kept
+        }
+        ItemOrder::File => {
+            // The item that stands in each first place.
+            let mut standing: Vec<Vec<Option<Place>>> = keys.iter().map(|keys| vec![None; keys.len()]).collect();
+            each_key(&keys, |first, last| standing[first.run][first.at] = Some(last));
+            let mut kept = Vec::with_capacity(keys.iter().map(Vec::len).sum());
+            kept.extend(standing.into_iter().flatten().flatten().filter_map(&mut take));
+            kept
+        }
+    }
 }
 
 /// Reads and parses a file: what it is and its items for `feature` (when given; else the
@@ -536,22 +584,23 @@ pub fn load(
     format: FileFormat,
     feature: Option<Feature>,
 ) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
-    parse(path, &read(path)?, format, feature, &|_, item, _| Some(item))
+    parse(path, &read(path)?, format, feature, ItemOrder::File, &|_, item, _| Some(item))
 }
 
 /// [`load`], with each item — normalised, checked, and one per key — handed to `map` with the
 /// file's feature and its canonical key ([`keys::canonical_key_of_normalized`]), on the
-/// thread that parsed it: a caller that turns items into something
-/// else (an index) does so while each item is fresh, without a second pass over them all.
-/// `map` sees the items that later repeat a key too (only what it makes of the last is kept);
-/// an item it makes nothing of (`None`) is left out.
+/// thread that parsed it, and what `map` made of the items handed back in `order`: a caller
+/// that turns items into something else (an index) does so while each item is fresh, without
+/// a second pass over them all. `map` sees the items that later repeat a key too (only what it
+/// makes of the last is kept); an item it makes nothing of (`None`) is left out.
 pub fn load_with<T: Send>(
     path: &Path,
     format: FileFormat,
     feature: Option<Feature>,
+    order: ItemOrder,
     map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
-    parse(path, &read(path)?, format, feature, map)
+    parse(path, &read(path)?, format, feature, order, map)
 }
 
 /// [`load_with`] of the file's text.
@@ -560,6 +609,7 @@ fn parse<T: Send>(
     text: &str,
     format: FileFormat,
     feature: Option<Feature>,
+    order: ItemOrder,
     map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
 ) -> Result<(Kind, Feature, Vec<T>), FileError> {
     let json = match format {
@@ -570,14 +620,14 @@ fn parse<T: Send>(
     if json {
         let feature = feature.unwrap_or(Feature::Watchlist);
         let parsed = json_items(path, text, feature, map)?;
-        Ok((Kind::Json, feature, dedupe(parsed)))
+        Ok((Kind::Json, feature, dedupe(parsed, order)))
     } else {
         let export = imdb::parse(path, text, feature)?;
         let mut parsed = Parsed::with_capacity(export.items.len());
         for item in export.items {
             parsed.push(keyed(export.feature, keys::normalize_item_owned(item), map));
         }
-        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(parsed)))
+        Ok((Kind::ImdbCsv(export.kind), export.feature, dedupe(parsed, order)))
     }
 }
 
@@ -640,7 +690,7 @@ impl FileInventory {
             .map_err(|message| FileError::at(&settings.path, None, None, Some("name"), message))?;
         let text = read(&settings.path)?;
         let (kind, feature, items) =
-            parse(&settings.path, &text, settings.format, settings.feature, &|_, item, _| Some(item))?;
+            parse(&settings.path, &text, settings.format, settings.feature, ItemOrder::File, &|_, item, _| Some(item))?;
         let label = settings.label.unwrap_or_else(|| match settings.path.file_name() {
             Some(file) => format!("File {}", file.to_string_lossy()),
             None => "File".to_owned(),
@@ -685,7 +735,8 @@ impl FileInventory {
         {
             return Ok(items);
         }
-        parse(&self.path, &text, self.format, Some(self.feature), &|_, item, _| Some(item)).map(|(_, _, items)| items)
+        parse(&self.path, &text, self.format, Some(self.feature), ItemOrder::File, &|_, item, _| Some(item))
+            .map(|(_, _, items)| items)
     }
 
     /// Whether the file can be read and parsed now, keeping the parse for the next read (a
@@ -697,7 +748,8 @@ impl FileInventory {
         if parsed.as_ref().is_some_and(|(parsed_digest, _)| *parsed_digest == digest) {
             return Ok(());
         }
-        let (_, _, items) = parse(&self.path, &text, self.format, Some(self.feature), &|_, item, _| Some(item))?;
+        let (_, _, items) =
+            parse(&self.path, &text, self.format, Some(self.feature), ItemOrder::File, &|_, item, _| Some(item))?;
         *parsed = Some((digest, items));
         Ok(())
     }
@@ -798,13 +850,15 @@ mod tests {
         )
     }
 
-    /// The items and keys of all runs, in order.
-    fn flat<T>(parsed: Parsed<T>) -> (Vec<T>, Vec<ItemKey>) {
+    /// The items of all runs, in order, and each item's key and position, in position order.
+    fn flat<T>(parsed: Parsed<T>) -> (Vec<T>, Vec<(ItemKey, usize)>) {
         let (mut items, mut keys) = (Vec::new(), Vec::new());
         for run in parsed.runs {
+            let start = items.len();
+            keys.extend(run.keys.into_iter().map(|key| (key.key, start + key.at)));
             items.extend(run.items);
-            keys.extend(run.keys);
         }
+        keys.sort_unstable_by_key(|(_, at)| *at);
         (items, keys)
     }
 
@@ -837,7 +891,8 @@ mod tests {
                 prop_assert_eq!(&parsed, &items);
             }
             let whole = parse_array(&text, &as_is).unwrap();
-            let keys: Vec<ItemKey> = items.iter().map(|item| as_is(item.clone()).unwrap().1).collect();
+            let keys: Vec<(ItemKey, usize)> =
+                items.iter().enumerate().map(|(at, item)| (as_is(item.clone()).unwrap().1, at)).collect();
             prop_assert_eq!(flat(whole), (items, keys));
         }
     }
@@ -912,32 +967,49 @@ mod tests {
         }
     }
 
-    /// A repeated key replaces the earlier item in its place, whether the keys' hashes are
-    /// all different or all the same (the branch a real collision takes), and whether the
-    /// items were parsed in one run or several; items mapped to nothing are left out after.
+    /// The last item with a key wins; in file order it stands in the place of the first, in key
+    /// order the items come sorted by key; whether the items were parsed in one run or several
+    /// (a key repeated within a run and across runs). An item mapped to nothing is left out
+    /// after that: a key whose last item is nothing has no item.
     #[test]
-    fn dedupe_keeps_one_item_per_key_even_when_hashes_collide() {
-        let items = || vec![movie("1", "a"), movie("2", "b"), movie("1", "c"), movie("3", "d"), movie("2", "e")];
+    fn dedupe_keeps_the_last_item_of_each_key() {
+        let items = [("9", "z"), ("1", "a"), ("2", "b"), ("1", "c"), ("3", "d"), ("2", "e"), ("3", "g"), ("1", "h")];
         let titles = |items: Vec<InventoryItem>| items.into_iter().filter_map(|i| i.title).collect::<Vec<_>>();
-        let parsed = |colliding: bool, runs: usize| {
+        let parsed = |runs: usize| {
             let mut parsed = Parsed { runs: Vec::new() };
-            for chunk in items().chunks(items().len().div_ceil(runs)) {
+            for chunk in items.chunks(items.len().div_ceil(runs)) {
                 let mut run = Parsed::with_capacity(0);
-                for item in chunk {
-                    let (item, mut key) = as_is(item.clone()).unwrap();
-                    if colliding {
-                        key.hash = 7;
-                    }
-                    let mapped = (item.title.as_deref() != Some("d")).then_some(item);
+                for (tmdb, title) in chunk {
+                    let (item, key) = as_is(movie(tmdb, title)).unwrap();
+                    let mapped = (item.title.as_deref() != Some("g")).then_some(item);
                     run.push((mapped, key));
                 }
                 parsed.append(run);
             }
             parsed
         };
-        for runs in [1, 2, 5] {
-            assert_eq!(titles(dedupe(parsed(false, runs))), ["c", "e"], "{runs} runs");
-            assert_eq!(titles(dedupe(parsed(true, runs))), ["c", "e"], "{runs} runs, colliding");
+        for runs in [1, 2, 3, 8] {
+            assert_eq!(titles(dedupe(parsed(runs), ItemOrder::File)), ["z", "h", "e"], "{runs} runs");
+            assert_eq!(titles(dedupe(parsed(runs), ItemOrder::Key)), ["h", "e", "z"], "{runs} runs");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Run keys are ordered as their keys are (then by position), whatever the keys hold
+        /// (zero bytes, multi-byte characters) and however long a prefix they share.
+        #[test]
+        fn run_keys_order_as_their_keys(
+            prefix in "(tmdb:12345678901|\\x00|é){0,3}",
+            a in "[a\\x00é1-2]{0,20}",
+            b in "[a\\x00é1-2]{0,20}",
+            at in (0usize..3, 0usize..3),
+        ) {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            let (key_a, key_b) = (RunKey::new(a.as_str().into(), at.0), RunKey::new(b.as_str().into(), at.1));
+            prop_assert_eq!(key_a.cmp_key(&key_b), a.cmp(&b));
+            prop_assert_eq!(key_a.cmp(&key_b), a.cmp(&b).then(at.0.cmp(&at.1)));
         }
     }
 }
