@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,7 +366,11 @@ fn json_items<T: Send>(
 }
 
 /// Below this size a JSON array is parsed on one thread.
-const PARALLEL_PARSE_BYTES: usize = 1 << 20;
+const PARALLEL_PARSE_BYTES: u64 = 1 << 20;
+
+/// How much of a run a parse thread reads at a time ([`parse_run`]): a large file is read
+/// straight into the parse, never held whole.
+const RUN_WINDOW_BYTES: usize = 256 << 10;
 
 /// Why a JSON array's items could not be read: the text is not an array of items, or the item
 /// at `index` (the first such) is unusable.
@@ -375,50 +380,103 @@ enum ArrayError {
     Unusable { index: usize, unusable: Unusable },
 }
 
-/// The items of a JSON array, each passed through `finish`. A large array is cut at element
-/// boundaries and its parts parsed (and finished) on a thread each; anything unexpected (the
-/// text is not valid JSON, say) sends it to the one-thread parse, whose error names the line and
-/// column. As on one thread, a syntax error anywhere comes before an unusable item.
+/// Bytes read from any position: an inventory file, or its text already read.
+trait Source: Sync {
+    fn len(&self) -> u64;
+
+    /// Reads into `buf` from `offset`: how many bytes were read (0 past the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl Source for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = usize::try_from(offset).ok().and_then(|offset| self.get(offset..)).unwrap_or_default();
+        let read = rest.len().min(buf.len());
+        buf[..read].copy_from_slice(&rest[..read]);
+        Ok(read)
+    }
+}
+
+/// An open file and its length, read by every parse thread through the one handle.
+struct FileSource {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl Source for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    #[cfg(unix)]
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset)
+    }
+}
+
+/// The items of a JSON array's text, each passed through `finish`: a large array in runs
+/// ([`parse_array_in_runs`]), else — or when the runs do not parse — on one thread, whose error
+/// names the line and column.
 fn parse_array<T: Send>(
     text: &str,
     finish: &(impl Fn(InventoryItem) -> Result<(T, ItemKey), Unusable> + Sync),
 ) -> Result<Parsed<T>, ArrayError> {
-    let sequential = || {
-        let raws = serde_json::from_str::<Vec<InventoryItem>>(text).map_err(ArrayError::Syntax)?;
-        let mut parsed = Parsed::with_capacity(raws.len());
-        for (index, raw) in raws.into_iter().enumerate() {
-            parsed.push(finish(raw).map_err(|unusable| ArrayError::Unusable { index, unusable })?);
-        }
-        Ok(parsed)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4);
-    if threads < 2 || text.len() < PARALLEL_PARSE_BYTES {
-        return sequential();
+    if let Some(parsed) = parse_array_in_runs(text.as_bytes(), finish) {
+        return parsed.map_err(|(index, unusable)| ArrayError::Unusable { index, unusable });
     }
-    let Some(runs) = split_array(text, threads) else { return sequential() };
+    let raws = serde_json::from_str::<Vec<InventoryItem>>(text).map_err(ArrayError::Syntax)?;
+    let mut parsed = Parsed::with_capacity(raws.len());
+    for (index, raw) in raws.into_iter().enumerate() {
+        parsed.push(finish(raw).map_err(|unusable| ArrayError::Unusable { index, unusable })?);
+    }
+    Ok(parsed)
+}
+
+/// The items of a large JSON array in `source`, each passed through `finish`: the array is cut
+/// into runs of items ([`cut_array`]), each run read and parsed (and its items finished) by a
+/// thread of its own, a window at a time ([`parse_run`]). The first unusable item in file order
+/// is returned with its index. `None` when the array is small or cannot be cut, or when a run
+/// does not parse (the text is not valid JSON, say): the caller parses the whole text then,
+/// so that, as on one thread, a syntax error anywhere comes before an unusable item.
+fn parse_array_in_runs<T: Send>(
+    source: &(impl Source + ?Sized),
+    finish: &(impl Fn(InventoryItem) -> Result<(T, ItemKey), Unusable> + Sync),
+) -> Option<Result<Parsed<T>, (usize, Unusable)>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4);
+    if threads < 2 || source.len() < PARALLEL_PARSE_BYTES {
+        return None;
+    }
+    let runs = cut_array(source, threads)?;
     let parts: Vec<serde_json::Result<Part<T>>> = std::thread::scope(|scope| {
         let parse_and_sort = |run| {
-            let mut part = parse_elements(run, finish)?;
+            let mut part = parse_run(source, run, RUN_WINDOW_BYTES, finish)?;
             part.parsed.sort_keys();
             Ok(part)
         };
-        let handles: Vec<_> = runs.iter().map(|run| scope.spawn(move || parse_and_sort(run))).collect();
+        let handles: Vec<_> = runs.into_iter().map(|run| scope.spawn(move || parse_and_sort(run))).collect();
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     });
-    if parts.iter().any(Result::is_err) {
-        return sequential();
-    }
+    let parts: Vec<Part<T>> = parts.into_iter().collect::<serde_json::Result<_>>().ok()?;
     let mut parsed = Parsed { runs: Vec::with_capacity(parts.len()) };
-    for part in parts.into_iter().flatten() {
+    for part in parts {
         if let Some((at, unusable)) = part.unusable {
-            return Err(ArrayError::Unusable { index: parsed.len() + at, unusable });
+            return Some(Err((parsed.len() + at, unusable)));
         }
         parsed.append(part.parsed);
     }
-    Ok(parsed)
+    Some(Ok(parsed))
 }
 
 /// A run's items, or after its first unusable item (where it stands in the run, and why) the
@@ -431,75 +489,174 @@ struct Part<T> {
 /// JSON's whitespace.
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
-/// The text of a JSON array (nothing but whitespace around it) cut into about `parts` runs,
-/// without the brackets and the commas between runs; `None` when the text is not shaped like
-/// that. Each cut is the first comma past the run's share of the text that stands between `}`
-/// and `{` (whitespace aside), found without reading the text before it: an array of items is
-/// cut between two of them. Such a comma can also stand inside a string or a nested value; a
-/// run cut there ends inside that string or value, so it never parses on its own, and the
-/// caller parses the whole text instead.
-fn split_array(text: &str, parts: usize) -> Option<Vec<&str>> {
-    let trimmed = text.trim_matches(JSON_WHITESPACE);
-    let body = trimmed.strip_prefix('[')?.strip_suffix(']')?;
-    let bytes = body.as_bytes();
-    let is_space = |byte: &&u8| JSON_WHITESPACE.contains(&char::from(**byte));
-    let between_items = |comma: usize| {
-        bytes[..comma].iter().rev().find(|b| !is_space(b)) == Some(&b'}')
-            && bytes[comma + 1..].iter().find(|b| !is_space(b)) == Some(&b'{')
-    };
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// How much of each end of a JSON array [`cut_array`] reads to find its brackets.
+const ARRAY_ENDS_BYTES: usize = 4096;
+
+/// Where the body of the JSON array in `source` — the text between its brackets, when nothing
+/// but whitespace (and, first, a byte order mark) stands around them — is cut into about
+/// `parts` runs: the runs' byte ranges, without the commas between them. `None` when the text
+/// is not shaped like that, or cannot be read. Each cut is the first comma past the run's share
+/// of the body that stands between `}` and `{` (whitespace aside), found without reading the
+/// text before it: an array of items is cut between two of them. Such a comma can also stand
+/// inside a string or a nested value; a run cut there ends inside that string or value, so it
+/// never parses on its own ([`parse_run`]), and the caller parses the whole text instead.
+fn cut_array(source: &(impl Source + ?Sized), parts: usize) -> Option<Vec<Range<u64>>> {
+    let len = source.len();
+    let end_len = ARRAY_ENDS_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX));
+    let (mut head, mut tail) = (vec![0; end_len], vec![0; end_len]);
+    let head_len = read_full_at(source, 0, &mut head).ok()?;
+    head.truncate(head_len);
+    let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let open = bom + head[bom..].iter().position(|byte| !is_json_whitespace(*byte))?;
+    let body_start = (head[open] == b'[').then_some(open as u64 + 1)?;
+    let tail_start = len - end_len as u64;
+    let tail_len = read_full_at(source, tail_start, &mut tail).ok()?;
+    tail.truncate(tail_len);
+    let close = tail.iter().rposition(|byte| !is_json_whitespace(*byte))?;
+    let body_end = (tail[close] == b']').then_some(tail_start + close as u64)?;
+    if body_end < body_start {
+        return None;
+    }
+    let share = (body_end - body_start) / parts as u64;
+    let mut window = vec![0; RUN_WINDOW_BYTES];
     let mut runs = Vec::with_capacity(parts);
-    let mut start = 0;
-    for part in 1..parts {
-        let from = (bytes.len() / parts * part).max(start);
-        let Some(cut) = bytes[from..].iter().enumerate().find_map(|(offset, &byte)| {
-            let at = from + offset;
-            (byte == b',' && between_items(at)).then_some(at)
-        }) else {
-            break;
-        };
-        runs.push(body.get(start..cut)?);
+    let mut start = body_start;
+    for part in 1..parts as u64 {
+        let from = (body_start + share * part).max(start);
+        let Some(cut) = find_cut(source, from..body_end, &mut window) else { break };
+        runs.push(start..cut);
         start = cut + 1;
     }
-    runs.push(body.get(start..)?);
+    runs.push(start..body_end);
     Some(runs)
 }
 
-/// The elements of a run of [`split_array`]: values separated by commas, each passed through
+/// The first comma in `range` whose nearest neighbours in `range`, whitespace aside, are `}`
+/// before it and `{` after it.
+fn find_cut(source: &(impl Source + ?Sized), range: Range<u64>, window: &mut [u8]) -> Option<u64> {
+    let mut before = None;
+    let mut comma = None;
+    let mut offset = range.start;
+    while offset < range.end {
+        let want = window.len().min(usize::try_from(range.end - offset).unwrap_or(usize::MAX));
+        let read = source.read_at(offset, &mut window[..want]).ok().filter(|read| *read > 0)?;
+        for (at, &byte) in (offset..).zip(&window[..read]) {
+            if is_json_whitespace(byte) {
+                continue;
+            }
+            if let Some(comma) = comma.take()
+                && byte == b'{'
+            {
+                return Some(comma);
+            }
+            if byte == b',' && before == Some(b'}') {
+                comma = Some(at);
+            }
+            before = Some(byte);
+        }
+        offset += read as u64;
+    }
+    None
+}
+
+/// Reads from `offset` until `buf` is full or the source ends: how many bytes were read.
+fn read_full_at(source: &(impl Source + ?Sized), offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read_at(offset + filled as u64, &mut buf[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(filled)
+}
+
+/// The items of a run of [`cut_array`] (values separated by commas), read from `source`
+/// `window` bytes at a time (more only for an item larger than that), each passed through
 /// `finish` up to the first unusable one.
-fn parse_elements<T>(
-    run: &str,
+fn parse_run<T>(
+    source: &(impl Source + ?Sized),
+    run: Range<u64>,
+    window: usize,
     finish: &impl Fn(InventoryItem) -> Result<(T, ItemKey), Unusable>,
 ) -> serde_json::Result<Part<T>> {
     use serde::de::Error as _;
     let mut part = Part { parsed: Parsed::with_capacity(0), unusable: None };
     let mut seen = 0;
-    let mut rest = run.trim_start_matches(JSON_WHITESPACE);
-    while !rest.is_empty() {
-        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<InventoryItem>();
-        let raw = stream.next().ok_or_else(|| serde_json::Error::custom("expected an item"))??;
-        if seen == 0 {
-            // Sized from the first item: grown by doubling, a large run's items would be copied
-            // several times over into fresh memory.
-            let capacity = run.len() / stream.byte_offset().max(1) + 1;
-            part.parsed = Parsed::with_capacity(capacity);
-        }
-        if part.unusable.is_none() {
-            match finish(raw) {
-                Ok(finished) => part.parsed.push(finished),
-                Err(unusable) => part.unusable = Some((seen, unusable)),
+    // `buf[..filled]` is read and not yet parsed.
+    let mut buf = vec![0; window.max(1)];
+    let mut filled = 0;
+    let mut next_read = run.start;
+    // Whether an item comes next (at the start, and after a comma) rather than a comma.
+    let mut item_due = true;
+    loop {
+        let at_end = next_read == run.end;
+        // The whole characters read: a window may end inside one.
+        let text = match std::str::from_utf8(&buf[..filled]) {
+            Ok(text) => text,
+            Err(e) if e.error_len().is_none() && !at_end => {
+                std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default()
             }
-        }
-        seen += 1;
-        rest = rest.get(stream.byte_offset()..).unwrap_or_default().trim_start_matches(JSON_WHITESPACE);
-        if !rest.is_empty() {
-            rest = rest.strip_prefix(',').ok_or_else(|| serde_json::Error::custom("expected `,`"))?;
-            rest = rest.trim_start_matches(JSON_WHITESPACE);
-            if rest.is_empty() {
-                return Err(serde_json::Error::custom("a trailing comma"));
+            Err(_) => return Err(serde_json::Error::custom("not UTF-8 text")),
+        };
+        let mut rest = text.trim_start_matches(JSON_WHITESPACE);
+        while !rest.is_empty() {
+            if !item_due {
+                rest = rest.strip_prefix(',').ok_or_else(|| serde_json::Error::custom("expected `,`"))?;
+                rest = rest.trim_start_matches(JSON_WHITESPACE);
+                item_due = true;
+                continue;
             }
+            let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<InventoryItem>();
+            let raw = match stream.next() {
+                Some(Ok(raw)) => raw,
+                // The item goes on past the window.
+                Some(Err(e)) if e.is_eof() && !at_end => break,
+                Some(Err(e)) => return Err(e),
+                None => return Err(serde_json::Error::custom("expected an item")),
+            };
+            if seen == 0 {
+                // Sized from the first item: grown by doubling, a large run's items would be
+                // copied several times over into fresh memory.
+                let capacity = (run.end - run.start) / stream.byte_offset().max(1) as u64 + 1;
+                part.parsed = Parsed::with_capacity(usize::try_from(capacity).unwrap_or(0));
+            }
+            if part.unusable.is_none() {
+                match finish(raw) {
+                    Ok(finished) => part.parsed.push(finished),
+                    Err(unusable) => part.unusable = Some((seen, unusable)),
+                }
+            }
+            seen += 1;
+            item_due = false;
+            rest = rest.get(stream.byte_offset()..).unwrap_or_default().trim_start_matches(JSON_WHITESPACE);
         }
+        if at_end {
+            return match item_due && seen > 0 {
+                true => Err(serde_json::Error::custom("a trailing comma")),
+                false => Ok(part),
+            };
+        }
+        // What is left (the start of an item, or of a character) moves to the front, and the
+        // next window is read after it; the window doubles when an item fills it.
+        let parsed = text.len() - rest.len();
+        buf.copy_within(parsed..filled, 0);
+        filled -= parsed;
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let want = (buf.len() - filled).min(usize::try_from(run.end - next_read).unwrap_or(usize::MAX));
+        let read = source.read_at(next_read, &mut buf[filled..filled + want]).map_err(serde_json::Error::io)?;
+        if read == 0 {
+            return Err(serde_json::Error::custom("the file ended early"));
+        }
+        filled += read;
+        next_read += read as u64;
     }
-    Ok(part)
 }
 
 /// The order [`load_with`] hands a file's items back in.
@@ -577,13 +734,13 @@ fn dedupe<T>(mut parsed: Parsed<Option<T>>, order: ItemOrder) -> Vec<T> {
     }
 }
 
+/// What a file was read as: what it is, the feature its items are of, and what was made of
+/// them.
+pub type Loaded<T> = (Kind, Feature, Vec<T>);
+
 /// Reads and parses a file: what it is and its items for `feature` (when given; else the
 /// kind's default feature).
-pub fn load(
-    path: &Path,
-    format: FileFormat,
-    feature: Option<Feature>,
-) -> Result<(Kind, Feature, Vec<InventoryItem>), FileError> {
+pub fn load(path: &Path, format: FileFormat, feature: Option<Feature>) -> Result<Loaded<InventoryItem>, FileError> {
     parse(path, &read(path)?, format, feature, ItemOrder::File, &|_, item, _| Some(item))
 }
 
@@ -599,8 +756,36 @@ pub fn load_with<T: Send>(
     feature: Option<Feature>,
     order: ItemOrder,
     map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
-) -> Result<(Kind, Feature, Vec<T>), FileError> {
+) -> Result<Loaded<T>, FileError> {
+    if format != FileFormat::ImdbCsv
+        && let Some(loaded) = load_array_in_runs(path, feature, order, map)
+    {
+        return loaded;
+    }
     parse(path, &read(path)?, format, feature, order, map)
+}
+
+/// [`load_with`] of a large JSON array, read straight from the file in runs
+/// ([`parse_array_in_runs`]): its text is never held whole. `None` when the file is not one,
+/// or does not parse that way: it is then read and parsed whole, which names what is wrong.
+fn load_array_in_runs<T: Send>(
+    path: &Path,
+    feature: Option<Feature>,
+    order: ItemOrder,
+    map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
+) -> Option<Result<Loaded<T>, FileError>> {
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len > MAX_FILE_BYTES {
+        return None;
+    }
+    let feature = feature.unwrap_or(Feature::Watchlist);
+    let finish = |raw: InventoryItem| finish_json(feature, raw, map);
+    let parsed = parse_array_in_runs(&FileSource { file, len }, &finish)?;
+    Some(match parsed {
+        Ok(parsed) => Ok((Kind::Json, feature, dedupe(parsed, order))),
+        Err((index, unusable)) => Err(unusable.error(path, At::Index(index))),
+    })
 }
 
 /// [`load_with`] of the file's text.
@@ -611,7 +796,7 @@ fn parse<T: Send>(
     feature: Option<Feature>,
     order: ItemOrder,
     map: &(dyn Fn(Feature, InventoryItem, &str) -> Option<T> + Sync),
-) -> Result<(Kind, Feature, Vec<T>), FileError> {
+) -> Result<Loaded<T>, FileError> {
     let json = match format {
         FileFormat::Auto => looks_like_json(text),
         FileFormat::Json => true,
@@ -836,7 +1021,7 @@ mod tests {
     use super::*;
 
     fn arb_item() -> impl Strategy<Value = InventoryItem> {
-        (proptest::option::of("[a-z ,\\[\\]{}\"\\\\:]{0,12}"), proptest::option::of(1u32..99999), 0u8..3).prop_map(
+        (proptest::option::of("[a-zé日😀 ,\\[\\]{}\"\\\\:]{0,12}"), proptest::option::of(1u32..99999), 0u8..3).prop_map(
             |(title, tmdb, extra)| {
                 let mut item = InventoryItem { title, ..InventoryItem::default() };
                 if let Some(tmdb) = tmdb {
@@ -870,22 +1055,32 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// An array cut at element boundaries and parsed run by run gives what parsing it
-        /// whole gives, whatever the strings hold (commas, brackets, quotes, backslashes) and
-        /// however the JSON is spaced.
+        /// An array cut at element boundaries and parsed run by run, a window at a time, gives
+        /// what parsing it whole gives, whatever the strings hold (commas, brackets, quotes,
+        /// backslashes, characters of several bytes that a window can end inside), however the
+        /// JSON is spaced, and however small the window.
         #[test]
         fn a_cut_array_parses_as_the_whole(
             items in proptest::collection::vec(arb_item(), 0..30),
             parts in 1usize..5,
+            window in 1usize..40,
             pretty in any::<bool>(),
+            bom in any::<bool>(),
         ) {
             let text = if pretty { serde_json::to_string_pretty(&items).unwrap() } else { serde_json::to_string(&items).unwrap() };
             let text = format!(" \n{text}\r\n");
-            let runs = split_array(&text, parts).unwrap();
+            let with_bom = format!("{}{text}", if bom { "\u{feff}" } else { "" });
+            let runs = cut_array(with_bom.as_bytes(), parts).unwrap();
             prop_assert!(runs.len() <= parts.max(1));
             // Runs that parse (a cut inside a string or a nested value never does) give the
             // items, in order.
-            let runs: Result<Vec<_>, _> = runs.into_iter().map(|run| parse_elements(run, &as_is)).collect();
+            let source = with_bom.as_bytes();
+            // Uncut, the body always parses, whatever the window.
+            let body = cut_array(source, 1).unwrap();
+            prop_assert_eq!(body.len(), 1);
+            let part = parse_run(source, body[0].clone(), window, &as_is).unwrap();
+            prop_assert_eq!(&flat(part.parsed).0, &items);
+            let runs: Result<Vec<_>, _> = runs.into_iter().map(|run| parse_run(source, run, window, &as_is)).collect();
             if let Ok(runs) = runs {
                 let parsed: Vec<InventoryItem> = runs.into_iter().flat_map(|part| flat(part.parsed).0).collect();
                 prop_assert_eq!(&parsed, &items);
@@ -895,6 +1090,45 @@ mod tests {
                 items.iter().enumerate().map(|(at, item)| (as_is(item.clone()).unwrap().1, at)).collect();
             prop_assert_eq!(flat(whole), (items, keys));
         }
+    }
+
+    /// A run that is not a list of items ends in an error, never in fewer items: a window that
+    /// ends inside an item waits for the next one only while the run goes on.
+    #[test]
+    fn a_run_that_does_not_parse_is_an_error() {
+        for run in [
+            &br#"{"title": "a"},"#[..],
+            br#"{"title": "a"} {"title": "b"}"#,
+            br#"{"title": "a"}, {"title": "b"#,
+            br#"{"title": "a"}, 12"#,
+            b"{\"title\": \"\xff\"}",
+            b"{\"title\": \"\xc3",
+        ] {
+            for window in [1, 3, 4096] {
+                let parsed = parse_run(run, 0..run.len() as u64, window, &as_is);
+                assert!(parsed.is_err(), "{} in windows of {window}", String::from_utf8_lossy(run));
+            }
+        }
+        let run = "{\"title\": \"日本\"} ,\n {\"title\": \"b\"}".as_bytes();
+        for window in [1, 2, 5, 4096] {
+            let part = parse_run(run, 0..run.len() as u64, window, &as_is).unwrap();
+            let titles: Vec<_> = flat(part.parsed).0.into_iter().filter_map(|item| item.title).collect();
+            assert_eq!(titles, ["日本", "b"], "windows of {window}");
+        }
+    }
+
+    /// Only an array with nothing but whitespace (and first a byte order mark) around it is cut.
+    #[test]
+    fn only_an_array_is_cut() {
+        for text in ["", " ", "{}", "[", "]", "[] x", "x []", "\u{feff} x"] {
+            assert_eq!(cut_array(text.as_bytes(), 2), None, "{text:?}");
+        }
+        let empty = cut_array(" [ ] ".as_bytes(), 2).unwrap();
+        assert_eq!((empty.len(), empty[0].clone()), (1, 2..3));
+        // The body is 4..33; the second run's share starts at 18, and the first comma after
+        // that between two items is at 23.
+        let text = "\u{feff}[{\"a\": 1} , {\"b\": 2}, {\"c\": 3}]\n";
+        assert_eq!(cut_array(text.as_bytes(), 2), Some(vec![4..23, 24..33]));
     }
 
     #[test]
@@ -907,8 +1141,8 @@ mod tests {
             })
             .collect();
         let text = serde_json::to_string_pretty(&items).unwrap();
-        assert!(text.len() > PARALLEL_PARSE_BYTES);
-        assert!(split_array(&text, 4).is_some_and(|runs| runs.len() == 4));
+        assert!(text.len() as u64 > PARALLEL_PARSE_BYTES);
+        assert!(cut_array(text.as_bytes(), 4).is_some_and(|runs| runs.len() == 4));
         assert_eq!(flat(parse_array(&text, &as_is).unwrap()).0, items);
         // A broken element deep in the file: the error is the one-thread parse's, with its line.
         let broken = text.replacen("\"tmdb\": \"15000\"", "\"tmdb\": 15000", 1);
@@ -944,8 +1178,9 @@ mod tests {
             (r#"{"title": "a"}, {"title": "b}"#, r#"{c"}"#),
             (r#"{"title": "a", "vendor": [{"x": 1}"#, r#"{"y": 2}]}"#),
         ] {
-            assert!(parse_elements(before, &as_is).is_err(), "{before}");
-            assert!(parse_elements(after, &as_is).is_err(), "{after}");
+            for run in [before, after] {
+                assert!(parse_run(run.as_bytes(), 0..run.len() as u64, 4096, &as_is).is_err(), "{run}");
+            }
         }
         let items: Vec<InventoryItem> = (0..12_000)
             .map(|n| {
@@ -955,7 +1190,7 @@ mod tests {
             })
             .collect();
         let text = serde_json::to_string(&items).unwrap();
-        assert!(text.len() > PARALLEL_PARSE_BYTES);
+        assert!(text.len() as u64 > PARALLEL_PARSE_BYTES);
         assert_eq!(flat(parse_array(&text, &as_is).unwrap()).0, items);
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use admit_core::{ErrorClass, ErrorCode, ProviderPhase};
 use pal::HealthStatus;
 use pal::inventory::{Feature, Features, InventoryItem, InventoryProvider, ItemType};
-use providers_local::file::Kind;
+use providers_local::file::{self, ItemOrder, Kind};
 use providers_local::imdb::CsvKind;
 use providers_local::{FileError, FileFormat, FileInventory, FileSettings};
 use serde_json::json;
@@ -135,6 +135,63 @@ fn a_bom_is_tolerated() {
     let file = open(&dir, "bom.csv", &format!("\u{feff}{RATINGS}"));
     assert_eq!(file.kind(), Kind::ImdbCsv(CsvKind::Ratings));
     assert_eq!(file.items().unwrap().len(), 4);
+}
+
+/// `load_with` reads a large JSON array in runs straight from the file (its text never held
+/// whole): one item per key, the last winning, in file order or in key order as asked; for a
+/// broken file, the error reading it whole gives (line and column, the byte that is not UTF-8,
+/// the index of an unusable item).
+#[test]
+fn a_large_array_is_read_in_runs_as_it_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let title = |n: usize| format!("Título {n}, \"}},{{\" 日本");
+    // 15,000 items over 14,000 keys: the last 1,000 repeat the first 1,000.
+    let items: Vec<serde_json::Value> = (0..15_000)
+        .map(|n| json!({"title": title(n), "ids": {"tmdb": (n % 14_000 + 1).to_string()}, "rating": n % 10 + 1}))
+        .collect();
+    let text = format!("\u{feff}{}\n", serde_json::to_string_pretty(&items).unwrap());
+    assert!(text.len() > 1 << 20);
+    let path = write(&dir, "large.json", &text);
+    let load = |path: &Path, order| {
+        file::load_with(path, FileFormat::Auto, Some(Feature::Ratings), order, &|_, item, _| Some(item))
+    };
+    let titles = |items: Vec<InventoryItem>| items.into_iter().map(|item| item.title.unwrap()).collect::<Vec<_>>();
+    let in_place: Vec<String> = (0..14_000).map(|n| title(if n < 1_000 { n + 14_000 } else { n })).collect();
+    let (kind, feature, read) = load(&path, ItemOrder::File).unwrap();
+    assert_eq!((kind, feature), (Kind::Json, Feature::Ratings));
+    assert_eq!(titles(read), in_place);
+    let mut by_key: Vec<(String, String)> =
+        in_place.into_iter().enumerate().map(|(n, title)| (format!("tmdb:{}", n + 1), title)).collect();
+    by_key.sort();
+    let (_, _, read) = load(&path, ItemOrder::Key).unwrap();
+    assert_eq!(titles(read), by_key.into_iter().map(|(_, title)| title).collect::<Vec<_>>());
+
+    let broken = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let error = load(&path, ItemOrder::Key).unwrap_err();
+        (error, FileInventory::open(FileSettings { feature: Some(Feature::Ratings), ..settings(&path) }).unwrap_err())
+    };
+    let syntax = text.replacen("\"tmdb\": \"9001\"", "\"tmdb\": 9001", 1);
+    let (error, whole) = broken("syntax.json", syntax.into_bytes());
+    assert!(error.line.is_some_and(|line| line > 1_000), "{error}");
+    assert_eq!(error, whole);
+    let written = |n: usize| text.find(&serde_json::to_string(&title(n)).unwrap()).unwrap();
+    let at = written(9_000) + 4;
+    let mut not_utf8 = text.clone().into_bytes();
+    not_utf8[at] = 0xff;
+    let (error, whole) = broken("not-utf8.json", not_utf8);
+    assert!(error.message.contains("not UTF-8") && error.line.is_some_and(|line| line > 1_000), "{error}");
+    assert_eq!(error, whole);
+    let (error, whole) = broken("truncated.json", text.as_bytes()[..text.len() / 2].to_vec());
+    assert!(error.line.is_some(), "{error}");
+    assert_eq!(error, whole);
+    // Item 12,345 is rated 6 (one digit): 11 is out of range.
+    let rating = text[..written(12_345)].rfind("\"rating\": ").unwrap() + "\"rating\": ".len();
+    let unusable = format!("{}11{}", &text[..rating], &text[rating + 1..]);
+    let (error, whole) = broken("unusable.json", unusable.into_bytes());
+    assert_eq!(error.field.as_deref(), Some("[12345].rating"), "{error}");
+    assert_eq!(error, whole);
 }
 
 // ---------------------------------------------------------------------------------------------
