@@ -48,23 +48,31 @@ impl Serialize for OnlyOneSide {
     }
 }
 
-/// The fields in sorted order: the JSON is written straight from it (see [`Diff::to_json_text`]).
-#[derive(Debug, Serialize)]
-struct Diff {
-    matched: usize,
-    only_left: Vec<OnlyOneSide>,
-    only_right: Vec<OnlyOneSide>,
+/// One side's listing as it stands in the diff's JSON: a pretty array, its lines after the
+/// first indented as a field of the diff's object. Written straight, with sorted keys, on the
+/// thread that found the listing: building a large diff's value took longer than comparing its
+/// two sides.
+fn listing_json(listing: &[OnlyOneSide]) -> String {
+    // A JSON string holds no raw line break: each one stands between two tokens.
+    serde_json::to_string_pretty(listing).unwrap_or_default().replace('\n', "\n  ")
 }
 
-impl Diff {
-    /// What [`to_json_text`](crate::output::to_json_text) writes for the diff, without building
-    /// its value first: every map here serialises with sorted keys, and building a large diff's
-    /// value took longer than comparing its two sides.
-    fn to_json_text(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
+/// What [`to_json_text`](crate::output::to_json_text) writes for
+/// `{"matched": …, "only_left": […], "only_right": […]}`, given the listings'
+/// [`listing_json`].
+fn diff_json(matched: usize, only_left: &str, only_right: &str) -> String {
+    format!("{{\n  \"matched\": {matched},\n  \"only_left\": {only_left},\n  \"only_right\": {only_right}\n}}\n")
+}
+
+/// One side's listing for people: a heading, then a line per item.
+fn listing_text(name: &str, listing: &[OnlyOneSide]) -> String {
+    let mut text = format!("only in {name} ({}):\n", listing.len());
+    for entry in listing {
+        let title = entry.item.title.as_deref().unwrap_or("");
+        let year = entry.item.year.map(|y| format!(" ({y})")).unwrap_or_default();
+        text.push_str(&format!("  {}  {title}{year}\n", entry.key));
     }
+    text
 }
 
 /// A side of the diff, opened.
@@ -182,27 +190,23 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
     let left = left.read(&pipeline, feature).await?;
     let right = right.read(&pipeline, feature).await?;
     let (left_side, right_side) = both(|| left.index(feature), || right.index(feature));
-    let (only_left, only_right) = both(|| only_in(&left_side, &right_side), || only_in(&right_side, &left_side));
-    let matched = left_side.len() - only_left.len();
+    // Each side's listing is found and written out on a thread of its own.
+    let listing = |this: &Inventory, other: &Inventory, name: &str| {
+        let only = only_in(this, other);
+        let text = if globals.json { listing_json(&only) } else { listing_text(name, &only) };
+        (only.len(), text)
+    };
+    let ((only_left, left_text), (_, right_text)) =
+        both(|| listing(&left_side, &right_side, left_name), || listing(&right_side, &left_side, right_name));
+    let matched = left_side.len() - only_left;
     // The process ends after printing: the OS takes the inventories back faster than freeing
     // them item by item would.
     std::mem::forget((left_side, right_side));
-    let result = Diff { matched, only_left, only_right };
     if globals.json {
-        emit(&result.to_json_text());
-        return Ok(exit::OK);
+        emit(&diff_json(matched, &left_text, &right_text));
+    } else {
+        emit(&format!("{left_text}{right_text}matched: {matched} ({feature})\n"));
     }
-    let mut text = String::new();
-    for (name, items) in [(&left_name, &result.only_left), (&right_name, &result.only_right)] {
-        text.push_str(&format!("only in {name} ({}):\n", items.len()));
-        for entry in items {
-            let title = entry.item.title.as_deref().unwrap_or("");
-            let year = entry.item.year.map(|y| format!(" ({y})")).unwrap_or_default();
-            text.push_str(&format!("  {}  {title}{year}\n", entry.key));
-        }
-    }
-    text.push_str(&format!("matched: {} ({feature})\n", result.matched));
-    emit(&text);
     Ok(exit::OK)
 }
 
@@ -223,12 +227,12 @@ mod tests {
     use crate::output::to_json_text;
 
     /// The diff written straight is what its value writes (sorted keys, vendor payloads among
-    /// the fields).
+    /// the fields, strings holding line breaks, an empty listing).
     #[test]
     fn the_json_text_is_the_value_text() {
         let mut item = InventoryItem {
             item_type: ItemType::Episode,
-            title: Some("Pilot".to_owned()),
+            title: Some("Pilot\n  \"one\"".to_owned()),
             year: Some(2008),
             ids: [("tvdb", "349232"), ("imdb", "tt0959621")].into_iter().collect(),
             show_ids: Some([("tvdb", "81189")].into_iter().collect()),
@@ -238,13 +242,13 @@ mod tests {
             rated_at: Some("2024-01-01T00:00:00Z".to_owned()),
             ..InventoryItem::default()
         };
-        item.extra.insert("plex".to_owned(), serde_json::json!({"ratingKey": "5", "guid": "x"}));
+        item.extra.insert("plex".to_owned(), serde_json::json!({"ratingKey": "5", "guid": "x\ny", "list": [1, {}]}));
         item.extra.insert("_cw_transient".to_owned(), serde_json::json!(true));
-        let diff = Diff {
-            matched: 7,
-            only_left: vec![OnlyOneSide { key: "tvdb:349232".to_owned(), item: item.clone() }],
-            only_right: vec![OnlyOneSide { key: "title:b".to_owned(), item: InventoryItem::default() }],
-        };
-        assert_eq!(diff.to_json_text(), to_json_text(&diff));
+        let other = || OnlyOneSide { key: "title:b".to_owned(), item: InventoryItem::default() };
+        let left = vec![OnlyOneSide { key: "tvdb:349232".to_owned(), item }, other()];
+        for right in [vec![], vec![other()]] {
+            let value = serde_json::json!({"matched": 7, "only_left": left, "only_right": right});
+            assert_eq!(diff_json(7, &listing_json(&left), &listing_json(&right)), to_json_text(&value));
+        }
     }
 }
