@@ -80,8 +80,9 @@ enum Side {
     /// An inventory file named on the command line, read here with the `file` adapter's parser
     /// (the same items, checks and one-item-per-key rule) rather than through a provider call:
     /// a local read has nothing for the call pipeline to time out, retry or rate-limit, and
-    /// each item becomes its index entry on the thread that parsed it.
-    File { feature: Feature, entries: Vec<Entry> },
+    /// each item becomes its index entry on the thread that parsed it. Indexed as soon as it
+    /// is read, while the other side may still be being read.
+    File { feature: Feature, side: Inventory },
     /// A provider instance of the config, and its secrets.
     Provider { provider: Arc<dyn InventoryProvider>, secrets: Vec<Secret> },
 }
@@ -99,7 +100,7 @@ impl Side {
             let (_, feature, entries) =
                 file::load_with(Path::new(name), FileFormat::Auto, None, ItemOrder::Key, &to_entry)
                     .map_err(|e| CliError::Usage { message: format!("`{name}`: {e}") })?;
-            return Ok(Side::File { feature, entries });
+            return Ok(Side::File { feature, side: Inventory::from_entries(feature, entries) });
         }
         let known = config.map(|c| c.providers.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
         Err(CliError::Usage {
@@ -123,7 +124,7 @@ impl Side {
     /// to be indexed.
     async fn read(self, pipeline: &Pipeline, feature: Feature) -> Result<Read, CliError> {
         match self {
-            Side::File { entries, .. } => Ok(Read::Entries(entries)),
+            Side::File { side, .. } => Ok(Read::Indexed(side)),
             Side::Provider { provider, .. } => {
                 let op = Capability::Inventory.op("build_index").map_err(|message| CliError::Usage { message })?;
                 let spec = CallSpec::new(CallTarget::new(Capability::Inventory, provider.name()), op);
@@ -136,14 +137,14 @@ impl Side {
 /// A side's items of the feature compared.
 enum Read {
     Items(Vec<InventoryItem>),
-    Entries(Vec<Entry>),
+    Indexed(Inventory),
 }
 
 impl Read {
     fn index(self, feature: Feature) -> Inventory {
         match self {
             Read::Items(items) => Inventory::from_items(feature, items),
-            Read::Entries(entries) => Inventory::from_entries(feature, entries),
+            Read::Indexed(side) => side,
         }
     }
 }

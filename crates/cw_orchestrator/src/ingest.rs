@@ -506,15 +506,37 @@ struct TokenHashes {
 }
 
 impl TokenHashes {
+    /// The hashes of `entries`' tokens: a large side's halves hashed on two threads (a side
+    /// indexed while the other is still being read has a core to itself).
     fn of_entries(entries: &[Entry]) -> TokenHashes {
-        let mut hashed = TokenHashes { hashes: Vec::new(), starts: Vec::with_capacity(entries.len() + 1) };
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        if threads < 2 || entries.len() < PARALLEL_ENTRIES {
+            return TokenHashes::of_run(entries, entries.len());
+        }
+        let (first, second) = entries.split_at(entries.len() / 2);
+        let (mut hashed, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| TokenHashes::of_run(second, second.len()));
+            let first = TokenHashes::of_run(first, entries.len());
+            (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        // `first`'s end is where `second`'s hashes start.
+        let offset = hashed.starts.pop().unwrap_or(0);
+        hashed.starts.reserve(second.starts.len());
+        hashed.starts.extend(second.starts.iter().map(|start| start + offset));
+        hashed.hashes.extend_from_slice(&second.hashes);
+        hashed
+    }
+
+    /// The hashes of `entries`' tokens, with room for those of `room_for` entries.
+    fn of_run(entries: &[Entry], room_for: usize) -> TokenHashes {
+        let mut hashed = TokenHashes { hashes: Vec::new(), starts: Vec::with_capacity(room_for + 1) };
         for entry in entries {
             hashed.push(entry);
             if hashed.starts.len() == 1 {
                 // Sized from the first entry (and a quarter more): grown by doubling, a large
                 // side's hashes would be copied several times over into fresh memory.
                 let per_entry = hashed.hashes.len() + hashed.hashes.len().div_ceil(4);
-                hashed.hashes.reserve(entries.len().saturating_mul(per_entry));
+                hashed.hashes.reserve(room_for.saturating_mul(per_entry));
             }
         }
         hashed.starts.push(hashed.hashes.len() as u32);
@@ -726,6 +748,12 @@ impl Inventory {
     /// wins and the others' tokens are merged in. [`Inventory::from_items`] builds the entries
     /// itself; a caller that reads items from somewhere can build each entry as it reads it.
     pub fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
+        // Entries in strict key order (as a reader that sorted them hands them over) are
+        // indexed as they are.
+        if entries.is_sorted_by(|a, b| a.key < b.key) {
+            let token_hashes = OnceLock::from(TokenHashes::of_entries(&entries));
+            return Inventory { feature, data: Arc::new(Data { entries, token_hashes, ..Data::default() }) };
+        }
         if !entries.is_sorted_by(|a, b| a.key <= b.key) {
             // Sorted by a compact copy of the keys (contiguous, so the sort stays in cache),
             // then moved into place once. Equal keys keep their order (by position): the
@@ -1499,6 +1527,30 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// A large side's token hashes, made in two halves on two threads, are those made in one
+    /// pass: every entry's hashes where its position says, whatever its number of tokens.
+    #[test]
+    fn token_hashes_made_in_halves_are_made_in_one_pass() {
+        let entries: Vec<Entry> = (0..PARALLEL_ENTRIES as u64 + 1001)
+            .filter_map(|n| {
+                let mut item = InventoryItem { title: Some(format!("Title {n}")), ..InventoryItem::default() };
+                for namespace in ["imdb", "tmdb", "trakt", "tvdb"].into_iter().take((n % 5) as usize) {
+                    item.ids.insert(namespace, format!("{}{n}", if namespace == "imdb" { "tt" } else { "" }));
+                }
+                Entry::new(Feature::Watchlist, item)
+            })
+            .collect();
+        let halves = TokenHashes::of_entries(&entries);
+        let one_pass = TokenHashes::of_run(&entries, entries.len());
+        assert_eq!((halves.hashes.len(), halves.starts.len()), (one_pass.hashes.len(), entries.len() + 1));
+        assert_eq!(halves.starts, one_pass.starts);
+        assert_eq!(halves.hashes, one_pass.hashes);
+        for position in [0, 1, entries.len() / 2 - 1, entries.len() / 2, entries.len() - 1] {
+            let expected: Vec<u64> = entries[position].tokens.iter().map(hash).collect();
+            assert_eq!(halves.of(position), expected.as_slice(), "entry {position}");
+        }
+    }
 
     proptest! {
         /// The alias index returns, for a hash, every position filed under it (and at most a
