@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
-use crate::output::emit;
+use crate::output::{emit, emit_all};
 use crate::providers::inventory_instance;
 use crate::sync_cmd::Globals;
 
@@ -59,9 +59,9 @@ fn listing_json(listing: &[OnlyOneSide]) -> String {
 
 /// What [`to_json_text`](crate::output::to_json_text) writes for
 /// `{"matched": …, "only_left": […], "only_right": […]}`, given the listings'
-/// [`listing_json`].
-fn diff_json(matched: usize, only_left: &str, only_right: &str) -> String {
-    format!("{{\n  \"matched\": {matched},\n  \"only_left\": {only_left},\n  \"only_right\": {only_right}\n}}\n")
+/// [`listing_json`], in pieces: written one after the other, never copied into one text.
+fn diff_json<'a>(matched: &'a str, only_left: &'a str, only_right: &'a str) -> [&'a str; 7] {
+    ["{\n  \"matched\": ", matched, ",\n  \"only_left\": ", only_left, ",\n  \"only_right\": ", only_right, "\n}\n"]
 }
 
 /// One side's listing for people: a heading, then a line per item.
@@ -204,7 +204,7 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
     // them item by item would.
     std::mem::forget((left_side, right_side));
     if globals.json {
-        emit(&diff_json(matched, &left_text, &right_text));
+        emit_all(&diff_json(&matched.to_string(), &left_text, &right_text));
     } else {
         emit(&format!("{left_text}{right_text}matched: {matched} ({feature})\n"));
     }
@@ -249,7 +249,7 @@ mod tests {
         let left = vec![OnlyOneSide { key: "tvdb:349232".to_owned(), item }, other()];
         for right in [vec![], vec![other()]] {
             let value = serde_json::json!({"matched": 7, "only_left": left, "only_right": right});
-            assert_eq!(diff_json(7, &listing_json(&left), &listing_json(&right)), to_json_text(&value));
+            assert_eq!(diff_json("7", &listing_json(&left), &listing_json(&right)).concat(), to_json_text(&value));
         }
     }
 }

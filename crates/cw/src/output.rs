@@ -19,8 +19,13 @@ pub(crate) fn to_json_text<T: Serialize>(value: &T) -> String {
 
 /// Writes to stdout; a closed pipe (e.g. `| head`) ends output quietly instead of panicking.
 pub(crate) fn emit(text: &str) {
+    emit_all(&[text]);
+}
+
+/// [`emit`] of `parts`, one after the other.
+pub(crate) fn emit_all(parts: &[&str]) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = parts.iter().try_for_each(|part| stdout.write_all(part.as_bytes())).and_then(|()| stdout.flush());
 }
 
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, CliError> {
