@@ -750,26 +750,24 @@ impl Inventory {
     pub fn from_entries(feature: Feature, mut entries: Vec<Entry>) -> Inventory {
         // Entries in strict key order (as a reader that sorted them hands them over) are
         // indexed as they are.
-        if entries.is_sorted_by(|a, b| a.key < b.key) {
-            let token_hashes = OnceLock::from(TokenHashes::of_entries(&entries));
-            return Inventory { feature, data: Arc::new(Data { entries, token_hashes, ..Data::default() }) };
-        }
-        if !entries.is_sorted_by(|a, b| a.key <= b.key) {
-            // Sorted by a compact copy of the keys (contiguous, so the sort stays in cache),
-            // then moved into place once. Equal keys keep their order (by position): the
-            // first of them stays first.
-            let mut keys: Vec<(CompactString, usize)> =
-                entries.iter().enumerate().map(|(at, e)| (e.key.clone(), at)).collect();
-            keys.sort_unstable();
-            permute(&mut entries, keys.into_iter().map(|(_, at)| at).collect());
-        }
-        entries.dedup_by(|later, first| {
-            let same = later.key == first.key;
-            if same {
-                first.tokens.merge(&later.tokens);
+        if !entries.is_sorted_by(|a, b| a.key < b.key) {
+            if !entries.is_sorted_by(|a, b| a.key <= b.key) {
+                // Sorted by a compact copy of the keys (contiguous, so the sort stays in
+                // cache), then moved into place once. Equal keys keep their order (by
+                // position): the first of them stays first.
+                let mut keys: Vec<(CompactString, usize)> =
+                    entries.iter().enumerate().map(|(at, e)| (e.key.clone(), at)).collect();
+                keys.sort_unstable();
+                permute(&mut entries, keys.into_iter().map(|(_, at)| at).collect());
             }
-            same
-        });
+            entries.dedup_by(|later, first| {
+                let same = later.key == first.key;
+                if same {
+                    first.tokens.merge(&later.tokens);
+                }
+                same
+            });
+        }
         // Hashed here, on the ingest thread and while the tokens are fresh in cache: every walk
         // over a side's tokens reads these.
         let token_hashes = OnceLock::from(TokenHashes::of_entries(&entries));
