@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
-use crate::output::{emit, emit_all};
+use crate::output::emit_all;
 use crate::providers::inventory_instance;
 use crate::sync_cmd::Globals;
 
@@ -206,7 +206,7 @@ pub(crate) async fn diff(globals: Globals, args: DiffArgs) -> Result<u8, CliErro
     if globals.json {
         emit_all(&diff_json(&matched.to_string(), &left_text, &right_text));
     } else {
-        emit(&format!("{left_text}{right_text}matched: {matched} ({feature})\n"));
+        emit_all(&[&left_text, &right_text, &format!("matched: {matched} ({feature})\n")]);
     }
     Ok(exit::OK)
 }
