@@ -421,6 +421,12 @@ impl Source for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset)
     }
+
+    /// Elsewhere a file is read whole ([`read`]).
+    #[cfg(not(any(unix, windows)))]
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The items of a JSON array's text, each passed through `finish`: a large array in runs
