@@ -496,7 +496,7 @@ struct Part<T> {
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 fn is_json_whitespace(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+    JSON_WHITESPACE.contains(&char::from(byte))
 }
 
 /// How much of each end of a JSON array [`cut_array`] reads to find its brackets.
